@@ -72,6 +72,17 @@ pub enum LabelProblem {
     InvalidMetricName(String),
     /// The store refused the series (its own label limits), with its reason.
     Refused(String),
+    /// 2.0: `labels_refs` is not a list of name/value pairs.
+    OddLabelRefs(usize),
+    /// 2.0: a reference points past the end of the symbols table.
+    SymbolOutOfRange {
+        reference: u32,
+        symbols: usize,
+    },
+    /// 2.0: one series carries both float samples and native histograms.
+    SamplesAndHistograms,
+    /// 2.0: an exemplar of the series is malformed.
+    Exemplar(Box<LabelProblem>),
 }
 
 impl fmt::Display for LabelProblem {
@@ -95,6 +106,14 @@ impl fmt::Display for LabelProblem {
                 write!(f, "invalid metric name {n:?}, expected [a-zA-Z_:][a-zA-Z0-9_:]*")
             }
             LabelProblem::Refused(reason) => f.write_str(reason),
+            LabelProblem::OddLabelRefs(n) => write!(f, "labels_refs has {n} entries, expected name/value pairs (an even number)"),
+            LabelProblem::SymbolOutOfRange { reference, symbols } => {
+                write!(f, "symbol reference {reference} is outside the symbols table of {symbols} entries")
+            }
+            LabelProblem::SamplesAndHistograms => {
+                f.write_str("has both samples and histograms; send them as separate series (remote_write 2.0)")
+            }
+            LabelProblem::Exemplar(p) => write!(f, "exemplar: {p}"),
         }
     }
 }
@@ -121,11 +140,12 @@ impl fmt::Display for InvalidSeries {
                 self.labels, self.problem
             );
         }
-        write!(
-            f,
-            "invalid labels for series {} (timeseries[{}]): {}",
-            self.labels, self.index, self.problem
-        )
+        // Problems that are not about the label set say "series", not "labels".
+        let what = match self.problem {
+            LabelProblem::SamplesAndHistograms | LabelProblem::Exemplar(_) => "invalid series",
+            _ => "invalid labels for series",
+        };
+        write!(f, "{what} {} (timeseries[{}]): {}", self.labels, self.index, self.problem)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Prometheus remote_write 1.0 for Fedwatch: the protobuf messages, the snappy+protobuf
-//! codec, the receiver route (`POST /api/v1/write`) and the forwarder that pushes a tier's
+//! Prometheus remote_write 1.0 (and 2.0 receiving) for Fedwatch: the protobuf messages, the
+//! snappy+protobuf codecs, the receiver route (`POST /api/v1/write`) and the forwarder that pushes a tier's
 //! data upstream.
 
 pub mod clock;
@@ -10,6 +10,7 @@ pub mod forward;
 pub mod limits;
 pub mod prompb;
 pub mod receiver;
+pub mod v2;
 
 pub use clock::{Clock, ManualClock, system_clock};
 pub use codec::{
@@ -20,4 +21,5 @@ pub use dedupe::{HaConfig, HaTracker};
 pub use downsample::{Downsampler, parse_resolution_flag};
 pub use forward::{FlushError, Forwarder, ForwarderConfig, ForwarderError};
 pub use limits::{IngestBudget, IngestLimits};
-pub use receiver::{ReceiverState, WRITE_PATH, write_router};
+pub use receiver::{EXEMPLARS_WRITTEN, HISTOGRAMS_WRITTEN, ReceiverState, SAMPLES_WRITTEN, WRITE_PATH, write_router};
+pub use v2::{DecodedV2, V2_PROTO_MESSAGE, decode_v2_request, encode_v2_request};

@@ -1,21 +1,32 @@
-//! The remote_write 1.0 receiver: `POST /api/v1/write`.
+//! The remote_write receiver: `POST /api/v1/write`, 1.0 and 2.0 on the same path.
 //!
 //! Answers as Prometheus's receiver does, with these choices made explicit:
-//! - `Content-Type` may be missing (assumed `application/x-protobuf`) or
-//!   `application/x-protobuf` with an optional `proto=prometheus.WriteRequest` parameter;
-//!   anything else, including the remote_write 2.0 message, is 415. `Content-Encoding` may be
-//!   missing or `snappy`; anything else is 415 (Prometheus 2.x/3.x and the compliance suite).
-//! - Malformed bodies (snappy, protobuf) are 400 with the decoder's message as plain text.
+//! - Content negotiation by `Content-Type` (remote_write 2.0 spec): missing (assumed
+//!   `application/x-protobuf`), `application/x-protobuf`, or with `proto=prometheus.WriteRequest`
+//!   is 1.0; `proto=io.prometheus.write.v2.Request` is 2.0 (`v2.rs`); any other media type or
+//!   proto is 415. `Content-Encoding` may be missing or `snappy`; anything else is 415.
+//! - 2.0 answers carry `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` on
+//!   every answer after negotiation, success or not, with the exact counts written; 1.0
+//!   answers do not (a 1.0 sender must not read them, and 1.0 clients of the compliance
+//!   suite expect them absent).
+//! - Malformed bodies (snappy, protobuf, invalid UTF-8) are 400 with the decoder's message.
 //! - Bodies over the limit are 413: checked on the compressed bytes while reading and on
 //!   the decompressed size from the snappy header before allocating. Prometheus has no such
 //!   limit; 413 is the HTTP status for it, and senders (Prometheus included) do not retry
 //!   4xx other than 429, so an oversize batch is dropped at the sender, visibly.
-//! - Series with invalid labels (empty name, duplicate name, no `__name__`) are left out,
-//!   the valid ones are stored, and the answer is 400 naming the invalid ones, like
-//!   Prometheus's 2.0 handler: the sender learns of the problem without losing good data.
+//! - Series with invalid labels (empty name, duplicate name, no `__name__`; for 2.0 also bad
+//!   symbol references) are left out, the valid ones are stored, and the answer is 400 naming
+//!   the invalid ones, like Prometheus's 2.0 handler: the sender learns of the problem
+//!   without losing good data (a partial write, in the 2.0 spec's words).
+//! - 2.0 only: native histograms are not stored (Fedwatch keeps float samples), so a request
+//!   with any is answered 400 saying how many were not written, after its float samples are
+//!   stored. Exemplars are checked and dropped, and counted as written, as Prometheus does
+//!   with exemplar storage off. Metadata is skipped unread. Samples the store drops as out of
+//!   order or as a different value for an existing timestamp are not written, so a 2.0
+//!   answer is 400 saying how many (the spec forbids 2xx when anything was not written).
 //! - The store's answer decides the rest: 204 only once [`Appender::append`] returned Ok,
-//!   500 on any append error (the sender retries; data is delayed, not lost). Samples the
-//!   store refuses as out of order or duplicate are counted, not reported as errors.
+//!   500 on any append error (the sender retries; data is delayed, not lost). For 1.0,
+//!   samples the store refuses as out of order or duplicate are counted, not reported.
 //! - `append` is synchronous and may touch disk, so it runs on tokio's blocking pool.
 //! - Limits ([`IngestLimits`]): series and samples per request refuse the whole request
 //!   with 400; label count, name and value length and name validity refuse only the series
@@ -26,7 +37,8 @@
 //!   seconds; senders retry 429, so nothing is lost, only delayed.
 //! - HA dedupe ([`HaTracker`], optional) runs after the per-series limits: samples from a
 //!   standby replica are dropped and counted; a request that brought only such samples is
-//!   answered 202 (as Mimir does), any other success 204.
+//!   answered 202 (as Mimir does), any other success 204. For 2.0 they count as written:
+//!   they were accepted and deliberately not stored (as Cortex answers).
 //! - A tier's `external_labels` are not added here: they are added by the forwarder on the
 //!   way up. `ingest_labels` is a hook for labels the receiver must impose (e.g. a tenant);
 //!   they overwrite labels of the same name.
@@ -44,15 +56,22 @@ use fedwatch_model::{Labels, TimeSeries};
 use fedwatch_tsdb::{AppendError, AppendStats, Appender};
 use http_body_util::BodyExt as _;
 
-use crate::codec::{DEFAULT_MAX_DECOMPRESSED_BYTES, DecodeError, InvalidSeries, LabelProblem, decode_write_request_partial};
+use crate::codec::{
+    DEFAULT_MAX_DECOMPRESSED_BYTES, DecodeError, DecodedRequest, InvalidSeries, LabelProblem, decode_write_request_partial,
+};
 use crate::dedupe::HaTracker;
 use crate::limits::{IngestBudget, IngestLimits};
+use crate::v2::{V2_PROTO_MESSAGE, decode_v2_request};
 
 /// The path the receiver serves.
 pub const WRITE_PATH: &str = "/api/v1/write";
 
 const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 const V1_PROTO_MESSAGE: &str = "prometheus.WriteRequest";
+/// The 2.0 response headers with the counts written.
+pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
+pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
 /// How many invalid series a 400 answer names before summarising the rest.
 const INVALID_SERIES_IN_ANSWER: usize = 3;
 
@@ -117,9 +136,31 @@ impl Refusal {
     }
 }
 
+/// Which message a request carries, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    V1,
+    V2,
+}
+
+/// What a 2.0 answer reports as written.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    samples: u64,
+    histograms: u64,
+    exemplars: u64,
+}
+
+/// The answer to one request: a status or a refusal, and for 2.0 the counts written.
+struct Answer {
+    result: Result<StatusCode, Refusal>,
+    /// None for 1.0 and for requests refused before negotiation succeeded.
+    written: Option<Written>,
+}
+
 async fn write(State(st): State<Arc<ReceiverState>>, headers: HeaderMap, body: Body) -> Response {
-    let result = handle(&st, &headers, body).await;
-    let (status, message, retry_after) = match result {
+    let answer = handle(&st, &headers, body).await;
+    let (status, message, retry_after) = match answer.result {
         Ok(status) => (status, None, None),
         Err(r) => {
             st.registry
@@ -152,13 +193,44 @@ async fn write(State(st): State<Arc<ReceiverState>>, headers: HeaderMap, body: B
     if let Some(after) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, after.as_secs().into());
     }
+    if let Some(w) = answer.written {
+        let h = resp.headers_mut();
+        h.insert(SAMPLES_WRITTEN, w.samples.into());
+        h.insert(HISTOGRAMS_WRITTEN, w.histograms.into());
+        h.insert(EXEMPLARS_WRITTEN, w.exemplars.into());
+    }
     resp
 }
 
-async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<StatusCode, Refusal> {
-    check_content_type(headers)?;
-    check_content_encoding(headers)?;
+async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Answer {
+    let proto = match check_content_type(headers).and_then(|p| check_content_encoding(headers).map(|()| p)) {
+        Ok(p) => p,
+        Err(r) => {
+            return Answer {
+                result: Err(r),
+                written: None,
+            };
+        }
+    };
+    let mut written = Written::default();
+    let result = handle_negotiated(st, proto, body, &mut written).await;
+    Answer {
+        result,
+        written: (proto == Proto::V2).then_some(written),
+    }
+}
 
+fn decode_refusal(e: DecodeError) -> Refusal {
+    let (status, reason) = match &e {
+        DecodeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        DecodeError::Snappy(_) => (StatusCode::BAD_REQUEST, "snappy"),
+        DecodeError::Protobuf(_) => (StatusCode::BAD_REQUEST, "protobuf"),
+        DecodeError::InvalidLabels(_) => (StatusCode::BAD_REQUEST, "invalid_labels"),
+    };
+    Refusal::new(status, reason, e.to_string())
+}
+
+async fn handle_negotiated(st: &ReceiverState, proto: Proto, body: Body, written: &mut Written) -> Result<StatusCode, Refusal> {
     // A snappy block of n bytes never compresses to more than max_compress_len(n).
     let max_compressed = snap::raw::max_compress_len(st.max_body_bytes).max(64);
     let body = match http_body_util::Limited::new(body, max_compressed).collect().await {
@@ -182,15 +254,21 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
         }
     };
 
-    let decoded = decode_write_request_partial(&body, st.max_body_bytes).map_err(|e| {
-        let (status, reason) = match &e {
-            DecodeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            DecodeError::Snappy(_) => (StatusCode::BAD_REQUEST, "snappy"),
-            DecodeError::Protobuf(_) => (StatusCode::BAD_REQUEST, "protobuf"),
-            DecodeError::InvalidLabels(_) => (StatusCode::BAD_REQUEST, "invalid_labels"),
-        };
-        Refusal::new(status, reason, e.to_string())
+    // Decoding is CPU work proportional to the body: off the async workers, like append.
+    let max = st.max_body_bytes;
+    let decoded = tokio::task::spawn_blocking(move || match proto {
+        Proto::V1 => decode_write_request_partial(&body, max).map(|d| (d, 0, 0)),
+        Proto::V2 => decode_v2_request(&body, max).map(|d| (d.request, d.exemplars, d.histograms)),
+    })
+    .await
+    .map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "decode_task",
+            format!("decoding task failed: {e}"),
+        )
     })?;
+    let (decoded, exemplars, histograms): (DecodedRequest, u64, u64) = decoded.map_err(decode_refusal)?;
 
     let limits = &st.limits;
     limits
@@ -208,8 +286,10 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
 
     let mut series = series;
     let mut only_duplicates = false;
+    let mut deduplicated = 0;
     if let Some(ha) = &st.ha {
         let outcome = ha.filter(series);
+        deduplicated = outcome.dropped_samples;
         if outcome.dropped_samples > 0 {
             st.registry
                 .counter(
@@ -229,7 +309,7 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
                 .inc();
             tracing::info!(cluster = %f.cluster, from = %f.from, to = %f.to, "HA failover: new elected replica");
         }
-        only_duplicates = outcome.dropped_samples > 0 && outcome.series.is_empty() && invalid.is_empty();
+        only_duplicates = outcome.dropped_samples > 0 && outcome.series.is_empty() && invalid.is_empty() && histograms == 0;
         series = outcome.series;
     }
 
@@ -260,16 +340,21 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
         return Err(r);
     }
 
+    // Problems that make the answer a 400 once the good data is stored.
+    let mut problems: Vec<String> = Vec::new();
+    let mut problem_reason = "invalid_labels";
+    written.samples = deduplicated;
     if !series.is_empty() {
         let (stats, mut store_refused) = append_refusing_series(st, series).await?;
         let refused_samples: u64 = store_refused.iter().map(|i| i.samples as u64).sum();
+        let stored = samples - refused_samples;
         st.registry
             .counter(
                 "fedwatch_receiver_samples_total",
                 "Samples received in valid series and handed to storage.",
                 &[],
             )
-            .add(samples - refused_samples);
+            .add(stored);
         st.registry
             .counter(
                 "fedwatch_receiver_out_of_order_samples_total",
@@ -284,9 +369,35 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
                 &[],
             )
             .add(stats.duplicates);
+        let dropped = stats.out_of_order + stats.duplicates;
+        written.samples += stored.saturating_sub(dropped);
+        if proto == Proto::V2 && dropped > 0 {
+            problems.push(format!(
+                "{dropped} samples not written: {} out of order, {} with a different value for an existing timestamp",
+                stats.out_of_order, stats.duplicates
+            ));
+            problem_reason = "out_of_order";
+        }
         invalid.append(&mut store_refused);
     }
+    // Exemplars are accepted (and dropped) with the request's valid series; when series were
+    // refused, the exemplars on them are not counted.
+    written.exemplars = if invalid.is_empty() { exemplars } else { 0 };
 
+    if histograms > 0 {
+        st.registry
+            .counter(
+                "fedwatch_receiver_histogram_samples_refused_total",
+                "Received native histogram samples (remote_write 2.0) not written: Fedwatch stores float samples only.",
+                &[],
+            )
+            .add(histograms);
+        problems.insert(
+            0,
+            format!("{histograms} native histogram samples not written: this receiver stores float samples only"),
+        );
+        problem_reason = "histograms";
+    }
     if !invalid.is_empty() {
         let invalid_samples: usize = invalid.iter().map(|i| i.samples).sum();
         st.registry
@@ -301,7 +412,17 @@ async fn handle(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<S
         if invalid.len() > INVALID_SERIES_IN_ANSWER {
             msg.push(format!("and {} more invalid series", invalid.len() - INVALID_SERIES_IN_ANSWER));
         }
-        return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid_labels", msg.join("; ")));
+        if proto == Proto::V2 {
+            msg.insert(
+                0,
+                format!("{invalid_samples} samples in {} invalid series not written", invalid.len()),
+            );
+        }
+        problems.insert(0, msg.join("; "));
+        problem_reason = "invalid_labels";
+    }
+    if !problems.is_empty() {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, problem_reason, problems.join("; ")));
     }
     Ok(if only_duplicates {
         StatusCode::ACCEPTED
@@ -370,14 +491,14 @@ async fn append_refusing_series(st: &ReceiverState, mut series: Vec<TimeSeries>)
     }
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+fn check_content_type(headers: &HeaderMap) -> Result<Proto, Refusal> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(Proto::V1);
     };
     let unsupported = |why: String| Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", why);
     let ct = value.to_str().map_err(|_| unsupported("Content-Type is not ASCII".into()))?.trim();
     if ct.is_empty() {
-        return Ok(());
+        return Ok(Proto::V1);
     }
     let mut parts = ct.split(';');
     let media = parts.next().unwrap_or("").trim();
@@ -386,20 +507,30 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
             "expected {PROTOBUF_CONTENT_TYPE} as the media type, got {ct:?}"
         )));
     }
+    let mut proto = Proto::V1;
     for p in parts {
         let Some((k, v)) = p.split_once('=') else {
             return Err(unsupported(format!(
                 "expected key=value parameters in Content-Type, got {p:?} in {ct:?}"
             )));
         };
-        if k.trim() == "proto" && v.trim() != V1_PROTO_MESSAGE {
-            return Err(unsupported(format!(
-                "{} protobuf message is not accepted by this server; accepted: {V1_PROTO_MESSAGE}",
-                v.trim()
-            )));
+        if !k.trim().eq_ignore_ascii_case("proto") {
+            continue;
         }
+        // RFC 9110 allows a quoted parameter value.
+        let v = v.trim();
+        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+        proto = match v {
+            V1_PROTO_MESSAGE => Proto::V1,
+            V2_PROTO_MESSAGE => Proto::V2,
+            other => {
+                return Err(unsupported(format!(
+                    "{other} protobuf message is not accepted by this server; accepted: {V1_PROTO_MESSAGE}, {V2_PROTO_MESSAGE}"
+                )));
+            }
+        };
     }
-    Ok(())
+    Ok(proto)
 }
 
 fn check_content_encoding(headers: &HeaderMap) -> Result<(), Refusal> {
