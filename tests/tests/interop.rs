@@ -292,7 +292,7 @@ fn stored_named(store: &MemStore, name: &str) -> Vec<fedwatch_model::TimeSeries>
             SelectHints {
                 start: i64::MIN,
                 end: i64::MAX,
-                step: 0,
+                ..Default::default()
             },
         )
         .unwrap_or_default()

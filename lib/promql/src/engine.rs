@@ -452,6 +452,7 @@ impl<'a> Evaluator<'a> {
             start,
             end,
             step: if self.steps.len() > 1 { self.interval } else { 0 },
+            ..Default::default()
         };
         let several = sets.len() > 1;
         let mut out = Vec::new();

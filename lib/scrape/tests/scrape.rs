@@ -77,7 +77,7 @@ fn select(store: &MemStore, matchers: &[Matcher]) -> Vec<TimeSeries> {
             SelectHints {
                 start: i64::MIN,
                 end: i64::MAX,
-                step: 0,
+                ..Default::default()
             },
         )
         .unwrap()

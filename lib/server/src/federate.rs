@@ -37,7 +37,7 @@ pub(crate) async fn federate(State(st): State<ApiState>, RawQuery(q): RawQuery) 
     let hints = SelectHints {
         start: now - DEFAULT_LOOKBACK_MS,
         end: now,
-        step: 0,
+        ..Default::default()
     };
     let querier = st.querier.clone();
     let latest = tokio::task::spawn_blocking(move || {

@@ -62,6 +62,14 @@ pub struct BlockMeta {
     /// Sizes of `index` and `chunks`, so truncation is seen without reading them.
     pub index_bytes: u64,
     pub chunks_bytes: u64,
+    /// Bucket width of a downsampled block (its chunks hold aggregates, see
+    /// [`crate::downsample`]); 0 (and absent from `meta.json`) for raw samples.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolution: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Counts in `meta.json`.
@@ -141,6 +149,18 @@ pub struct BlockWriter {
     chunks_len: u64,
     series: Vec<(Labels, Vec<ChunkMeta>)>,
     stats: BlockStats,
+    resolution: i64,
+}
+
+/// A chunk record body encoded by the caller (e.g. downsampled aggregates), with the time
+/// span of what it holds and how many items it counts as in the block's stats.
+#[derive(Clone, Debug)]
+pub struct EncodedChunk {
+    pub mint: i64,
+    pub maxt: i64,
+    /// Encoding byte and payload.
+    pub body: Vec<u8>,
+    pub items: u64,
 }
 
 impl BlockWriter {
@@ -168,33 +188,61 @@ impl BlockWriter {
             chunks_len: FILE_HEADER_LEN,
             series: Vec::new(),
             stats: BlockStats::default(),
+            resolution: 0,
         })
     }
 
-    /// Adds a series; calls must come in increasing label order, samples in time order.
-    pub fn add_series(&mut self, labels: Labels, samples: &[Sample]) -> Result<(), TsdbError> {
-        let path = self.tmp.join("chunks");
-        let mut metas = Vec::new();
-        for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
-            let body = encode_chunk(part);
-            self.chunks.write_all(&body).map_err(io_err("writing block chunks file", &path))?;
-            self.chunks
-                .write_all(&crc32c::crc32c(&body).to_le_bytes())
-                .map_err(io_err("writing block chunks file", &path))?;
-            metas.push(ChunkMeta {
-                mint: part[0].t,
-                maxt: part[part.len() - 1].t,
-                offset: self.chunks_len,
-                len: body.len() as u32,
-            });
-            self.chunks_len += body.len() as u64 + 4;
-            self.stats.samples += part.len() as u64;
+    /// Starts a downsampled block of bucket width `resolution` (written with [`Self::add_encoded`]).
+    pub fn new_downsampled(parent: &Path, mint: i64, maxt: i64, resolution: i64) -> Result<Self, TsdbError> {
+        let mut w = Self::new(parent, mint, maxt)?;
+        w.resolution = resolution;
+        Ok(w)
+    }
+
+    /// Adds a series whose chunk bodies the caller encoded; same ordering rules as [`Self::add_series`].
+    pub fn add_encoded(&mut self, labels: Labels, chunks: Vec<EncodedChunk>) -> Result<(), TsdbError> {
+        let mut metas = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            metas.push(self.write_chunk(&c.body, c.mint, c.maxt)?);
+            self.stats.samples += c.items;
         }
+        self.push_series(labels, metas);
+        Ok(())
+    }
+
+    fn write_chunk(&mut self, body: &[u8], mint: i64, maxt: i64) -> Result<ChunkMeta, TsdbError> {
+        let path = self.tmp.join("chunks");
+        self.chunks.write_all(body).map_err(io_err("writing block chunks file", &path))?;
+        self.chunks
+            .write_all(&crc32c::crc32c(body).to_le_bytes())
+            .map_err(io_err("writing block chunks file", &path))?;
+        let meta = ChunkMeta {
+            mint,
+            maxt,
+            offset: self.chunks_len,
+            len: body.len() as u32,
+        };
+        self.chunks_len += body.len() as u64 + 4;
+        Ok(meta)
+    }
+
+    fn push_series(&mut self, labels: Labels, metas: Vec<ChunkMeta>) {
         if !metas.is_empty() {
             debug_assert!(self.series.last().is_none_or(|(l, _)| *l < labels));
             self.stats.chunks += metas.len() as u64;
             self.series.push((labels, metas));
         }
+    }
+
+    /// Adds a series; calls must come in increasing label order, samples in time order.
+    pub fn add_series(&mut self, labels: Labels, samples: &[Sample]) -> Result<(), TsdbError> {
+        let mut metas = Vec::new();
+        for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
+            let body = encode_chunk(part);
+            metas.push(self.write_chunk(&body, part[0].t, part[part.len() - 1].t)?);
+            self.stats.samples += part.len() as u64;
+        }
+        self.push_series(labels, metas);
         Ok(())
     }
 
@@ -215,6 +263,7 @@ impl BlockWriter {
             chunks_len,
             series,
             mut stats,
+            resolution,
         } = self;
         let chunks_path = tmp.join("chunks");
         let file = chunks.into_inner().map_err(|e| TsdbError::Io {
@@ -236,6 +285,7 @@ impl BlockWriter {
             parents,
             index_bytes: index.len() as u64,
             chunks_bytes: chunks_len,
+            resolution,
         };
         let meta_path = tmp.join("meta.json");
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Io {

@@ -4,12 +4,14 @@
 //! range. [`MemStore`] is the walking skeleton's in-memory implementation; [`Db`] is the
 //! storage engine: a compressed [`head`] (postings index, Gorilla [`chunk`]s) behind a
 //! write-ahead log ([`wal`]), cut into immutable on-disk [`block`]s (Gorilla or [`packed`]
-//! chunks) that are compacted and deleted by retention. Downsampled levels come next.
+//! chunks) that are compacted and deleted by retention, and [`downsample`]d into 5m and 1h
+//! levels of per-bucket aggregates that range functions read when a query is aligned to them.
 
 pub mod block;
 pub mod chunk;
 mod compact;
 mod db;
+pub mod downsample;
 pub mod head;
 mod memstore;
 pub mod packed;
@@ -19,6 +21,7 @@ mod testdir;
 pub mod wal;
 
 pub use db::{BlockInfo, Db, DbOptions, DbStats};
+pub use downsample::{AggrSeries, Bucket, DownsampleStats, Downsampled};
 pub use memstore::MemStore;
 pub use wal::FsyncPolicy;
 
@@ -76,12 +79,21 @@ pub trait Appender: Send + Sync {
 }
 
 /// The time window and resolution a select is for, in milliseconds (both ends inclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// For a range function's matrix selector the engine also says what it will compute, so a
+/// store can answer from a downsampled level ([`Querier::select_downsampled`]): the windows
+/// are `(t - range, t]` for the evaluation times `t = end, end - step, …` down to
+/// `start + range - 1`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SelectHints {
     pub start: i64,
     pub end: i64,
-    /// The query's step; 0 for an instant query. Lets a store pick a downsampled level.
+    /// The query's step; 0 for an instant query (or one evaluation time). Lets a store pick a downsampled level.
     pub step: i64,
+    /// The matrix selector's range; 0 for an instant selector.
+    pub range: i64,
+    /// The function wrapping the matrix selector (`rate`, `max_over_time`, …), if any.
+    pub func: Option<&'static str>,
 }
 
 /// Reads series back.
@@ -89,6 +101,13 @@ pub trait Querier: Send + Sync {
     /// Series matching every matcher with their samples inside `[hints.start, hints.end]`;
     /// series with no sample in the window are left out.
     fn select(&self, matchers: &[Matcher], hints: SelectHints) -> Result<Vec<TimeSeries>, SelectError>;
+
+    /// Matching series as per-bucket aggregates of a downsampled level, when the store has a
+    /// level that answers `hints.func` over every window of `hints` exactly as raw samples
+    /// would (see `lib/tsdb/FORMAT.md`, "Downsampled levels"); `None` means use [`Querier::select`].
+    fn select_downsampled(&self, _matchers: &[Matcher], _hints: SelectHints) -> Result<Option<Downsampled>, SelectError> {
+        Ok(None)
+    }
 
     /// Sorted label names of series matching `matchers` (all series when empty).
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, SelectError>;

@@ -158,7 +158,7 @@ mod tests {
                 SelectHints {
                     start: 15,
                     end: 30,
-                    step: 0,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -171,7 +171,7 @@ mod tests {
                 SelectHints {
                     start: 0,
                     end: 100,
-                    step: 0,
+                    ..Default::default()
                 },
             )
             .unwrap();

@@ -37,7 +37,11 @@ impl Drop for TestDir {
 }
 
 fn all(start: i64, end: i64) -> SelectHints {
-    SelectHints { start, end, step: 0 }
+    SelectHints {
+        start,
+        end,
+        ..Default::default()
+    }
 }
 
 /// What the store should hold: labels → time → value bits, and the stats it should report.

@@ -31,7 +31,7 @@ pub fn stored(store: &MemStore) -> Vec<TimeSeries> {
             SelectHints {
                 start: i64::MIN,
                 end: i64::MAX,
-                step: 0,
+                ..Default::default()
             },
         )
         .expect("memstore select")

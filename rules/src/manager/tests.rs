@@ -91,7 +91,14 @@ groups:
 
 fn select(store: &MemStore, name: &str, t: i64) -> Vec<TimeSeries> {
     store
-        .select(&[Matcher::equal("__name__", name)], SelectHints { start: 0, end: t, step: 0 })
+        .select(
+            &[Matcher::equal("__name__", name)],
+            SelectHints {
+                start: 0,
+                end: t,
+                ..Default::default()
+            },
+        )
         .unwrap()
 }
 
@@ -143,7 +150,7 @@ fn evaluates_records_alerts_and_sends() {
             SelectHints {
                 start: 0,
                 end: 20 * S,
-                step: 0,
+                ..Default::default()
             },
         )
         .unwrap();

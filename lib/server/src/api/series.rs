@@ -29,7 +29,11 @@ fn window(p: &Params) -> Result<Option<SelectHints>, ApiError> {
     }
     let start = p.time_or("start", i64::MIN)?;
     let end = p.time_or("end", i64::MAX)?;
-    Ok(Some(SelectHints { start, end, step: 0 }))
+    Ok(Some(SelectHints {
+        start,
+        end,
+        ..Default::default()
+    }))
 }
 
 /// Parses every `match[]` selector into matcher lists (series must match any one list).
