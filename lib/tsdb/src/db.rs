@@ -37,6 +37,10 @@
 //! checkpoint of the live series and their samples inside the retention (see
 //! [`crate::wal::checkpoint`]), so the log stays about as large as the head. Samples of a
 //! chunk that straddled the cut and are older than it are not carried into the checkpoint.
+//!
+//! Readers of the log (forwarders) register a [`WalHold`] on the oldest segment they still
+//! need; a checkpoint then consumes only the segments before the lowest hold, up to each
+//! hold's age bound (see [`crate::wal::hold`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -54,7 +58,7 @@ use crate::block::{Block, BlockMeta, BlockWriter, is_block_name};
 use crate::compact::{level_ranges, plan_compaction, retention_victims};
 use crate::head::{Head, SeriesLimits, TruncateStats};
 use crate::postings::SeriesRef;
-use crate::wal::{CheckpointStats, DEFAULT_SEGMENT_SIZE, FsyncPolicy, ReplayStats, Wal, WalRecord};
+use crate::wal::{CheckpointStats, DEFAULT_SEGMENT_SIZE, FsyncPolicy, ReplayStats, Wal, WalHold, WalPosition, WalRecord};
 use crate::{AppendError, AppendStats, Appender, Querier, SelectError, SelectHints, TsdbError};
 
 /// How long background maintenance waits after a failure before appends start it again.
@@ -84,8 +88,6 @@ pub struct DbOptions {
     /// Cut, compact and delete blocks inside the append that makes them due, instead of in a
     /// background thread (deterministic, for tests and tools).
     pub maintenance_in_append: bool,
-    /// Build the 5m and 1h downsampled levels from blocks (see [`crate::downsample`]).
-    pub downsample: bool,
 }
 
 impl Default for DbOptions {
@@ -101,7 +103,6 @@ impl Default for DbOptions {
             block_duration: Some(Duration::from_secs(2 * 3600)),
             retention_size: None,
             maintenance_in_append: false,
-            downsample: false,
         }
     }
 }
@@ -211,8 +212,8 @@ struct Shared {
     maintaining: Mutex<()>,
     /// When maintenance last failed; appends do not start it again for a while (disk full).
     maintenance_failed: Mutex<Option<std::time::Instant>>,
-    /// The downsampled levels, when enabled.
-    downsampled: Option<crate::downsample::Levels>,
+    /// Readers' claims on log segments, which checkpoints respect.
+    holds: crate::wal::hold::Holds,
 }
 
 /// The head plus its write-ahead log; implements [`Appender`] and [`Querier`].
@@ -246,11 +247,6 @@ impl Db {
         let quarantined = AtomicU64::new(0);
         let blocks = open_blocks(&dir, &quarantined)?;
         let floor = blocks.iter().map(|b| b.meta().maxt).max().unwrap_or(i64::MIN);
-        let downsampled = if opts.downsample {
-            Some(crate::downsample::Levels::open(&dir)?)
-        } else {
-            None
-        };
         let mut head = Head::new();
         // Refs in the log map to themselves unless a series was dropped and re-created
         // under a new ref, when both refs name the same labels.
@@ -313,7 +309,7 @@ impl Db {
             maintainer: Mutex::new(None),
             maintaining: Mutex::new(()),
             maintenance_failed: Mutex::new(None),
-            downsampled,
+            holds: Default::default(),
         });
         Shared::apply_retention(&shared, true);
         if shared.opts.block_duration.is_some() {
@@ -528,11 +524,6 @@ impl Db {
         self.shared.maintain()
     }
 
-    /// Counters of the downsampled levels (all zero when downsampling is off).
-    pub fn downsample_stats(&self) -> crate::DownsampleStats {
-        self.shared.downsampled.as_ref().map(|l| l.stats()).unwrap_or_default()
-    }
-
     /// The blocks queries read, oldest first.
     pub fn blocks(&self) -> Vec<BlockInfo> {
         self.shared
@@ -555,6 +546,22 @@ impl Db {
     /// Seals the log and rewrites its sealed segments as a checkpoint now, in this thread.
     pub fn checkpoint(&self) -> Result<CheckpointStats, TsdbError> {
         self.shared.checkpoint()
+    }
+
+    /// The log's directory (for a [`crate::wal::WalTailer`]).
+    pub fn wal_dir(&self) -> PathBuf {
+        self.shared.lock_wal().dir().to_path_buf()
+    }
+
+    /// The position after the last record in the log.
+    pub fn wal_end(&self) -> WalPosition {
+        self.shared.lock_wal().end()
+    }
+
+    /// Keeps log segments from `segment` on out of checkpoints while the returned hold lives
+    /// (and moves), unless they were last written more than `max_age` ago.
+    pub fn hold_wal(&self, name: &str, segment: u32, max_age: Option<Duration>) -> WalHold {
+        self.shared.holds.register(name, segment, max_age)
     }
 
     /// Fsyncs the log now, whatever the policy.
@@ -730,12 +737,6 @@ impl Shared {
         }
         self.compact_blocks()?;
         self.apply_block_retention()?;
-        if let Some(levels) = &self.downsampled {
-            // Built from persisted blocks only, so a level never holds what the head may still change.
-            let set = self.block_set();
-            levels.apply_retention(set.blocks.first().map_or(set.floor, |b| b.meta().mint))?;
-            levels.build(&set.blocks)?;
-        }
         if cut {
             self.checkpoint()?;
         }
@@ -953,10 +954,18 @@ impl Shared {
         let _one_at_a_time = self.checkpointing.lock().unwrap_or_else(|e| e.into_inner());
         // Seal first, then snapshot the head: every series in a sealed segment was committed
         // to the head before the append that logged it released the head lock.
-        let (dir, upto) = {
+        let (dir, sealed) = {
             let mut wal = self.lock_wal();
             (wal.dir().to_path_buf(), wal.seal()?)
         };
+        let upto = self.holds.limit(&dir, sealed);
+        if upto < sealed && !crate::wal::list_segments(&dir)?.iter().any(|&i| i <= upto) {
+            // Every sealed segment is still held by a reader.
+            return Ok(CheckpointStats {
+                upto,
+                ..Default::default()
+            });
+        }
         let (live, ref_floor) = {
             let head = self.read_head();
             (head.all_series(), head.next_ref())
@@ -969,7 +978,10 @@ impl Shared {
             Ok(st) => {
                 self.checkpointed.store(st.upto, Ordering::Relaxed);
                 self.lock_wal().account_checkpoint(st.bytes_removed, st.bytes_written);
-                self.alias.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                if st.upto >= sealed {
+                    // Held segments may still name aliased refs; keep the map for their checkpoint.
+                    self.alias.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                }
                 self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     upto = st.upto,
@@ -1107,26 +1119,6 @@ impl Querier for Db {
         Ok(out)
     }
 
-    fn select_downsampled(&self, matchers: &[Matcher], hints: SelectHints) -> Result<Option<crate::Downsampled>, SelectError> {
-        let Some(levels) = &self.shared.downsampled else { return Ok(None) };
-        let set = self.shared.block_set();
-        // Raw data starts at the oldest block (or the head's floor once retention took them all).
-        let oldest = set.blocks.first().map_or(set.floor, |b| b.meta().mint);
-        if oldest == i64::MIN {
-            return Ok(None);
-        }
-        let Some(partial) = levels.select(oldest, matchers, &hints) else {
-            return Ok(None);
-        };
-        let tail = if partial.cover_end <= hints.end {
-            let start = hints.start.max(partial.cover_end);
-            self.select(matchers, SelectHints { start, ..hints })?
-        } else {
-            Vec::new()
-        };
-        Ok(Some(partial.finish(tail, &hints)))
-    }
-
     fn series(&self, matchers: &[Matcher]) -> Result<Vec<Labels>, SelectError> {
         let (mut out, set) = {
             let head = self.shared.read_head();
@@ -1143,7 +1135,7 @@ impl Querier for Db {
 
 /// Opens every block in `dir`: removes unfinished (`.tmp`) ones and compaction sources whose
 /// merged block is in place, and quarantines those that fail their checks.
-pub(crate) fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc<Block>>, TsdbError> {
+fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc<Block>>, TsdbError> {
     let io = |source| TsdbError::Io {
         op: "listing blocks in",
         path: dir.to_path_buf(),
@@ -1190,7 +1182,7 @@ pub(crate) fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc
 
 /// Deletes a block: renamed to `<name>.deleting` first, so a crash never leaves a half-deleted
 /// directory under a block's name (open removes `.deleting` leftovers).
-pub(crate) fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
+fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
     let doomed = path.with_extension("deleting");
     std::fs::rename(path, &doomed).map_err(|source| TsdbError::Io {
         op: "renaming block for deletion",
@@ -1206,7 +1198,7 @@ pub(crate) fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
 
 /// Renames a damaged block to `<name>.corrupt` (or `.corrupt.N`) so it is kept for
 /// inspection but never opened again.
-pub(crate) fn quarantine(path: &Path, why: &TsdbError) {
+fn quarantine(path: &Path, why: &TsdbError) {
     let mut target = path.with_extension("corrupt");
     let mut n = 1;
     while target.exists() {
@@ -1308,7 +1300,7 @@ mod tests {
                 SelectHints {
                     start: cutoff,
                     end: i64::MAX,
-                    ..Default::default()
+                    step: 0,
                 },
             )
             .unwrap()
@@ -1356,7 +1348,7 @@ mod tests {
                 SelectHints {
                     start: 0,
                     end: i64::MAX,
-                    ..Default::default()
+                    step: 0
                 }
             )
             .unwrap()

@@ -30,6 +30,12 @@
 //! logged and reported in [`ReplayStats::corruption`], and the store opens with everything
 //! before it. Writing then continues in a fresh segment.
 
+pub mod hold;
+pub mod tail;
+
+pub use hold::WalHold;
+pub use tail::{TailStats, WalPosition, WalTailer};
+
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -241,6 +247,14 @@ impl Wal {
     /// Bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
         self.older_bytes + self.size
+    }
+
+    /// The position after the last record written.
+    pub fn end(&self) -> WalPosition {
+        WalPosition {
+            segment: self.index,
+            offset: self.size,
+        }
     }
 
     /// The current segment's index.
