@@ -88,6 +88,8 @@ pub struct DbOptions {
     /// Cut, compact and delete blocks inside the append that makes them due, instead of in a
     /// background thread (deterministic, for tests and tools).
     pub maintenance_in_append: bool,
+    /// Build the 5m and 1h downsampled levels from blocks (see [`crate::downsample`]).
+    pub downsample: bool,
 }
 
 impl Default for DbOptions {
@@ -103,6 +105,7 @@ impl Default for DbOptions {
             block_duration: Some(Duration::from_secs(2 * 3600)),
             retention_size: None,
             maintenance_in_append: false,
+            downsample: false,
         }
     }
 }
@@ -212,6 +215,8 @@ struct Shared {
     maintaining: Mutex<()>,
     /// When maintenance last failed; appends do not start it again for a while (disk full).
     maintenance_failed: Mutex<Option<std::time::Instant>>,
+    /// The downsampled levels, when enabled.
+    downsampled: Option<crate::downsample::Levels>,
     /// Readers' claims on log segments, which checkpoints respect.
     holds: crate::wal::hold::Holds,
 }
@@ -247,6 +252,11 @@ impl Db {
         let quarantined = AtomicU64::new(0);
         let blocks = open_blocks(&dir, &quarantined)?;
         let floor = blocks.iter().map(|b| b.meta().maxt).max().unwrap_or(i64::MIN);
+        let downsampled = if opts.downsample {
+            Some(crate::downsample::Levels::open(&dir)?)
+        } else {
+            None
+        };
         let mut head = Head::new();
         // Refs in the log map to themselves unless a series was dropped and re-created
         // under a new ref, when both refs name the same labels.
@@ -309,6 +319,7 @@ impl Db {
             maintainer: Mutex::new(None),
             maintaining: Mutex::new(()),
             maintenance_failed: Mutex::new(None),
+            downsampled,
             holds: Default::default(),
         });
         Shared::apply_retention(&shared, true);
@@ -524,6 +535,11 @@ impl Db {
         self.shared.maintain()
     }
 
+    /// Counters of the downsampled levels (all zero when downsampling is off).
+    pub fn downsample_stats(&self) -> crate::DownsampleStats {
+        self.shared.downsampled.as_ref().map(|l| l.stats()).unwrap_or_default()
+    }
+
     /// The blocks queries read, oldest first.
     pub fn blocks(&self) -> Vec<BlockInfo> {
         self.shared
@@ -737,6 +753,12 @@ impl Shared {
         }
         self.compact_blocks()?;
         self.apply_block_retention()?;
+        if let Some(levels) = &self.downsampled {
+            // Built from persisted blocks only, so a level never holds what the head may still change.
+            let set = self.block_set();
+            levels.apply_retention(set.blocks.first().map_or(set.floor, |b| b.meta().mint))?;
+            levels.build(&set.blocks)?;
+        }
         if cut {
             self.checkpoint()?;
         }
@@ -1119,6 +1141,26 @@ impl Querier for Db {
         Ok(out)
     }
 
+    fn select_downsampled(&self, matchers: &[Matcher], hints: SelectHints) -> Result<Option<crate::Downsampled>, SelectError> {
+        let Some(levels) = &self.shared.downsampled else { return Ok(None) };
+        let set = self.shared.block_set();
+        // Raw data starts at the oldest block (or the head's floor once retention took them all).
+        let oldest = set.blocks.first().map_or(set.floor, |b| b.meta().mint);
+        if oldest == i64::MIN {
+            return Ok(None);
+        }
+        let Some(partial) = levels.select(oldest, matchers, &hints) else {
+            return Ok(None);
+        };
+        let tail = if partial.cover_end <= hints.end {
+            let start = hints.start.max(partial.cover_end);
+            self.select(matchers, SelectHints { start, ..hints })?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(partial.finish(tail, &hints)))
+    }
+
     fn series(&self, matchers: &[Matcher]) -> Result<Vec<Labels>, SelectError> {
         let (mut out, set) = {
             let head = self.shared.read_head();
@@ -1135,7 +1177,7 @@ impl Querier for Db {
 
 /// Opens every block in `dir`: removes unfinished (`.tmp`) ones and compaction sources whose
 /// merged block is in place, and quarantines those that fail their checks.
-fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc<Block>>, TsdbError> {
+pub(crate) fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc<Block>>, TsdbError> {
     let io = |source| TsdbError::Io {
         op: "listing blocks in",
         path: dir.to_path_buf(),
@@ -1182,7 +1224,7 @@ fn open_blocks(dir: &Path, quarantined: &AtomicU64) -> Result<Vec<Arc<Block>>, T
 
 /// Deletes a block: renamed to `<name>.deleting` first, so a crash never leaves a half-deleted
 /// directory under a block's name (open removes `.deleting` leftovers).
-fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
+pub(crate) fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
     let doomed = path.with_extension("deleting");
     std::fs::rename(path, &doomed).map_err(|source| TsdbError::Io {
         op: "renaming block for deletion",
@@ -1198,7 +1240,7 @@ fn remove_block_dir(path: &Path) -> Result<(), TsdbError> {
 
 /// Renames a damaged block to `<name>.corrupt` (or `.corrupt.N`) so it is kept for
 /// inspection but never opened again.
-fn quarantine(path: &Path, why: &TsdbError) {
+pub(crate) fn quarantine(path: &Path, why: &TsdbError) {
     let mut target = path.with_extension("corrupt");
     let mut n = 1;
     while target.exists() {
@@ -1300,7 +1342,7 @@ mod tests {
                 SelectHints {
                     start: cutoff,
                     end: i64::MAX,
-                    step: 0,
+                    ..Default::default()
                 },
             )
             .unwrap()
@@ -1348,7 +1390,7 @@ mod tests {
                 SelectHints {
                     start: 0,
                     end: i64::MAX,
-                    step: 0
+                    ..Default::default()
                 }
             )
             .unwrap()
