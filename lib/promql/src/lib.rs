@@ -141,7 +141,7 @@ impl Engine {
 
     /// Checks that `query` parses, without evaluating it.
     pub fn parse(query: &str) -> Result<Expr, QueryError> {
-        promql_parser::parser::parse(query).map_err(QueryError::Parse)
+        promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(prometheus_wording(&e)))
     }
 
     /// Evaluates `query` at `t` (milliseconds since the epoch); range vectors are an error.
@@ -209,11 +209,60 @@ pub fn duration_ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
+/// promql-parser names value types by their internal names (`vector`, `matrix`) and quotes
+/// function names with `'`; Prometheus's messages say `instant vector`, `range vector` and
+/// `"rate"`. Grafana shows these messages to users, so they read as Prometheus's do.
+fn prometheus_wording(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("expected type ") else {
+        return msg.to_string();
+    };
+    let documented = |t: &str| {
+        match t {
+            "vector" => "instant vector",
+            "matrix" => "range vector",
+            other => other,
+        }
+        .to_string()
+    };
+    let Some((want, rest)) = rest.split_once(" in ") else {
+        return msg.to_string();
+    };
+    let Some((context, got)) = rest.rsplit_once(", got ") else {
+        return msg.to_string();
+    };
+    let context = match context.strip_prefix("call to function '").and_then(|c| c.strip_suffix('\'')) {
+        Some(name) => format!("call to function {name:?}"),
+        None => context.to_string(),
+    };
+    format!("expected type {} in {context}, got {}", documented(want), documented(got))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use fedwatch_model::{TimeSeries, stale_nan};
     use fedwatch_tsdb::{Appender, MemStore};
+
+    #[test]
+    fn type_errors_use_prometheus_wording() {
+        for (query, want) in [
+            (
+                "rate(x)",
+                "expected type range vector in call to function \"rate\", got instant vector",
+            ),
+            (
+                "abs(x[5m])",
+                "expected type instant vector in call to function \"abs\", got range vector",
+            ),
+            ("sum(x) by (a) + 1", ""),
+        ] {
+            match Engine::parse(query) {
+                Err(QueryError::Parse(m)) => assert_eq!(m, want, "{query}"),
+                Ok(_) => assert!(want.is_empty(), "{query} should fail with {want}"),
+                Err(e) => panic!("{query}: {e}"),
+            }
+        }
+    }
 
     fn engine() -> Engine {
         let store = Arc::new(MemStore::new());

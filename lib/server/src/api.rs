@@ -7,6 +7,7 @@
 mod query;
 mod series;
 mod status;
+mod tree;
 
 pub(crate) use series::selector_matchers;
 
@@ -162,6 +163,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/query_range", get(query::query_range).post(query::query_range))
         .route("/api/v1/query_exemplars", get(query::query_exemplars).post(query::query_exemplars))
         .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
+        .route("/api/v1/parse_query", get(query::parse_query_tree).post(query::parse_query_tree))
         .route("/api/v1/labels", get(series::labels).post(series::labels))
         .route("/api/v1/label/{name}/values", get(series::label_values))
         .route("/api/v1/series", get(series::series).post(series::series))

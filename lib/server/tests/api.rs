@@ -249,7 +249,7 @@ async fn responses_have_prometheus_shapes() {
         (
             "/api/v1/labels?match[]=%7Bjob%3D~%22.*%22%7D",
             400,
-            r#"{"status":"error","errorType":"bad_data","error":"vector selector must contain at least one non-empty matcher"}"#,
+            r#"{"status":"error","errorType":"bad_data","error":"match[] must contain at least one non-empty matcher"}"#,
         ),
         ("/api/v1/label/__name__/values", 200, r#"{"status":"success","data":["old","up"]}"#),
         (
@@ -285,7 +285,7 @@ async fn responses_have_prometheus_shapes() {
         (
             "/api/v1/series?match[]=%7Bjob%3D~%22.*%22%7D",
             400,
-            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": vector selector must contain at least one non-empty matcher"}"#,
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": match[] must contain at least one non-empty matcher"}"#,
         ),
         (
             "/api/v1/series?match[]=rate(up%5B5m%5D)",
@@ -714,4 +714,84 @@ async fn grafana_posts_are_accepted() {
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         assert!(body.starts_with(want), "{uri}\n got: {body}\nwant: {want}");
     }
+}
+
+/// `/api/v1/parse_query` trees, in the shape of Prometheus 3's `translateAST`
+/// (web/api/v1/translate_ast.go): the metric name is the last matcher, `matching` is null
+/// unless both sides are instant vectors, set operators are many-to-many.
+#[tokio::test]
+async fn parse_query_gives_prometheus_syntax_trees() {
+    let vs = |name: &str, extra: serde_json::Value| {
+        let mut matchers = extra.as_array().cloned().unwrap_or_default();
+        matchers.push(serde_json::json!({"name": "__name__", "type": "=", "value": name}));
+        serde_json::json!({"type": "vectorSelector", "name": name, "offset": 0, "matchers": matchers, "timestamp": null, "startOrEnd": null})
+    };
+    let cases = [
+        ("up", vs("up", serde_json::json!([]))),
+        (
+            r#"sum by (job) (rate(http_requests_total{job=~"a.*"}[5m] offset 1m))"#,
+            serde_json::json!({"type": "aggregation", "op": "sum", "grouping": ["job"], "without": false, "param": null,
+                "expr": {"type": "call",
+                    "func": {"name": "rate", "argTypes": ["matrix"], "variadic": 0, "returnType": "vector"},
+                    "args": [{"type": "matrixSelector", "name": "http_requests_total", "range": 300000, "offset": 60000,
+                        "matchers": [{"name": "job", "type": "=~", "value": "a.*"}, {"name": "__name__", "type": "=", "value": "http_requests_total"}],
+                        "timestamp": null, "startOrEnd": null}]}}),
+        ),
+        (
+            "a * on (x) group_left (y) b",
+            serde_json::json!({"type": "binaryExpr", "op": "*", "bool": false, "lhs": vs("a", serde_json::json!([])), "rhs": vs("b", serde_json::json!([])),
+                "matching": {"card": "many-to-one", "labels": ["x"], "on": true, "include": ["y"]}}),
+        ),
+        (
+            "a unless ignoring (z) b",
+            serde_json::json!({"type": "binaryExpr", "op": "unless", "bool": false, "lhs": vs("a", serde_json::json!([])), "rhs": vs("b", serde_json::json!([])),
+                "matching": {"card": "many-to-many", "labels": ["z"], "on": false, "include": []}}),
+        ),
+        (
+            "x > bool 1",
+            serde_json::json!({"type": "binaryExpr", "op": ">", "bool": true, "lhs": vs("x", serde_json::json!([])),
+                "rhs": {"type": "numberLiteral", "val": "1"}, "matching": null}),
+        ),
+        (
+            "topk without (a) (3, -x @ start())",
+            serde_json::json!({"type": "aggregation", "op": "topk", "grouping": ["a"], "without": true,
+                "param": {"type": "numberLiteral", "val": "3"},
+                "expr": {"type": "unaryExpr", "op": "-", "expr": {"type": "vectorSelector", "name": "x", "offset": 0,
+                    "matchers": [{"name": "__name__", "type": "=", "value": "x"}], "timestamp": null, "startOrEnd": "start"}}}),
+        ),
+        (
+            "max_over_time(x[10m:1m] @ 100) or vector(Inf)",
+            serde_json::json!({"type": "binaryExpr", "op": "or", "bool": false, "matching": {"card": "many-to-many", "labels": [], "on": false, "include": []},
+                "lhs": {"type": "call", "func": {"name": "max_over_time", "argTypes": ["matrix"], "variadic": 0, "returnType": "vector"},
+                    "args": [{"type": "subquery", "expr": vs("x", serde_json::json!([])), "range": 600000, "offset": 0, "step": 60000,
+                        "timestamp": 100000, "startOrEnd": null}]},
+                "rhs": {"type": "call", "func": {"name": "vector", "argTypes": ["scalar"], "variadic": 0, "returnType": "vector"},
+                    "args": [{"type": "numberLiteral", "val": "+Inf"}]}}),
+        ),
+        (
+            r#"("s")"#,
+            serde_json::json!({"type": "parenExpr", "expr": {"type": "stringLiteral", "val": "s"}}),
+        ),
+    ];
+    for (query, want) in cases {
+        let (status, body) = get(&format!("/api/v1/parse_query?query={}", urlencode(query))).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(got["data"], want, "{query}");
+    }
+    let (status, body) = get("/api/v1/parse_query?query=sum(").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains(r#""errorType":"bad_data""#), "{body}");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -216,6 +216,13 @@ pub(super) async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body
     Ok(success(&out))
 }
 
+/// `/api/v1/parse_query`: the query's syntax tree as JSON (see `tree.rs`).
+pub(super) async fn parse_query_tree(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(q, &headers, &body);
+    let expr = parse_query(&p)?;
+    Ok(success(&super::tree::translate(&expr).to_string()))
+}
+
 /// `/api/v1/query_exemplars`: parameters are checked as Prometheus does; the store keeps no
 /// exemplars, so the answer is always an empty list.
 pub(super) async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {

@@ -36,6 +36,8 @@ fn window(p: &Params) -> Result<Option<SelectHints>, ApiError> {
     }))
 }
 
+const EMPTY_MATCHERS: &str = "match[] must contain at least one non-empty matcher";
+
 /// Parses every `match[]` selector into matcher lists (series must match any one list).
 fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, String> {
     let sets = p
@@ -46,7 +48,7 @@ fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, String> {
     // A selector that matches the empty string everywhere would select every series.
     for set in &sets {
         if !set.iter().any(|m| !m.matches("")) {
-            return Err("match[] must contain at least one non-empty matcher".into());
+            return Err(EMPTY_MATCHERS.into());
         }
     }
     Ok(sets)
@@ -54,7 +56,12 @@ fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, String> {
 
 pub(crate) fn selector_matchers(s: &str) -> Result<Vec<Matcher>, String> {
     use promql_parser::label::MatchOp as P;
-    let expr = Engine::parse(s).map_err(|e| e.to_string())?;
+    let expr = Engine::parse(s).map_err(|e| match e.to_string() {
+        // promql-parser refuses such a selector while parsing; Prometheus parses it and
+        // then refuses it for `match[]` with this message.
+        m if m.contains("must contain at least one non-empty matcher") => EMPTY_MATCHERS.to_string(),
+        m => m,
+    })?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!("1:1: parse error: expected vector selector, got {s:?}"));
     };
