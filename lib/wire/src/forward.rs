@@ -36,6 +36,9 @@
 //!   counts what is left as `dropped_total{reason="shutdown"}`.
 
 mod queue;
+mod tailing;
+
+pub use tailing::{WalForwarder, WalForwarderOptions, position_dir};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -85,6 +88,8 @@ pub struct ForwarderConfig {
     pub write_relabel: Vec<RelabelConfig>,
     /// Downsample to this resolution before sending (`forward.resolution`); None sends raw.
     pub resolution: Option<Duration>,
+    /// Parallel senders of a WAL-tailing forwarder; a series always goes through the same one (4).
+    pub shards: usize,
 }
 
 impl ForwarderConfig {
@@ -101,6 +106,7 @@ impl ForwarderConfig {
             timeout: Duration::from_secs(30),
             write_relabel: Vec::new(),
             resolution: None,
+            shards: 4,
         }
     }
 }
@@ -181,7 +187,10 @@ struct Metrics {
     dropped_relabel: Counter,
     relabel_dropped_series: Counter,
     downsampled_away: Counter,
+    dropped_backlog: Counter,
+    dropped_unknown_series: Counter,
     pending: Gauge,
+    lag: Gauge,
 }
 
 impl Metrics {
@@ -212,6 +221,8 @@ impl Metrics {
             dropped_queue_full: dropped("queue_full"),
             dropped_shutdown: dropped("shutdown"),
             dropped_relabel: dropped("write_relabel"),
+            dropped_backlog: dropped("backlog_exceeded"),
+            dropped_unknown_series: dropped("unknown_series"),
             relabel_dropped_series: r.counter(
                 "fedwatch_forward_relabel_dropped_series_total",
                 "Series dropped by write_relabel_configs, counted once per batch they were in.",
@@ -227,6 +238,11 @@ impl Metrics {
                 "Samples queued and not yet acknowledged.",
                 &[("url", url)],
             ),
+            lag: r.gauge(
+                "fedwatch_forward_lag_seconds",
+                "How far behind now the newest sample the upstream acknowledged is, while samples wait; 0 when caught up.",
+                &[("url", url)],
+            ),
         }
     }
 }
@@ -235,67 +251,25 @@ impl Forwarder {
     /// Validates `config`, registers the metrics and spawns the sender task on the current
     /// tokio runtime.
     pub fn spawn(config: ForwarderConfig, registry: &Registry) -> Result<Forwarder, ForwarderError> {
-        let url = reqwest::Url::parse(&config.url).map_err(|e| ForwarderError::InvalidUrl {
-            url: config.url.clone(),
-            reason: e.to_string(),
-        })?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(ForwarderError::InvalidUrl {
-                url: config.url.clone(),
-                reason: format!("scheme {:?}", url.scheme()),
+        let p = Prepared::new(&config)?;
+        if config.capacity == 0 {
+            return Err(ForwarderError::InvalidConfig {
+                url: p.display_url,
+                field: "capacity",
+                reason: "must be at least 1".into(),
             });
         }
-        let mut shown = url.clone();
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("<secret>"));
-        }
-        let display_url = shown.to_string();
-        let invalid = |field, reason: &str| ForwarderError::InvalidConfig {
-            url: display_url.clone(),
-            field,
-            reason: reason.into(),
-        };
-        if config.max_samples_per_send == 0 {
-            return Err(invalid("max_samples_per_send", "must be at least 1"));
-        }
-        if config.capacity == 0 {
-            return Err(invalid("capacity", "must be at least 1"));
-        }
-        if config.min_backoff > config.max_backoff {
-            return Err(invalid("min_backoff", "must not exceed max_backoff"));
-        }
-        if config.min_backoff.is_zero() {
-            return Err(invalid("min_backoff", "must be more than 0"));
-        }
-        let downsampler = match config.resolution {
-            Some(r) => Some(Mutex::new(Downsampler::new(r).map_err(|e| invalid("resolution", &e))?)),
-            None => None,
-        };
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| ForwarderError::NoRuntime { url: display_url.clone() })?;
-
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-        headers.insert("X-Prometheus-Remote-Write-Version", HeaderValue::from_static("0.1.0"));
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("fedwatch/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForwarderError::Client {
-                url: display_url.clone(),
-                reason: e.to_string(),
-            })?;
-
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| ForwarderError::NoRuntime {
+            url: p.display_url.clone(),
+        })?;
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             queue: Box::new(MemQueue::new(config.capacity)),
-            downsampler,
-            metrics: Metrics::new(registry, &display_url),
-            display_url,
-            url,
-            client,
+            downsampler: p.downsampler,
+            metrics: Metrics::new(registry, &p.display_url),
+            display_url: p.display_url,
+            url: p.url,
+            client: p.client,
             cfg: config,
             wake: Notify::new(),
             progress: Notify::new(),
@@ -439,6 +413,76 @@ impl Appender for Forwarder {
     }
 }
 
+/// What both forwarders build from a [`ForwarderConfig`]: the checked URL and the HTTP client.
+struct Prepared {
+    url: reqwest::Url,
+    display_url: String,
+    client: reqwest::Client,
+    downsampler: Option<Mutex<Downsampler>>,
+}
+
+impl Prepared {
+    fn new(config: &ForwarderConfig) -> Result<Prepared, ForwarderError> {
+        let url = reqwest::Url::parse(&config.url).map_err(|e| ForwarderError::InvalidUrl {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        })?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(ForwarderError::InvalidUrl {
+                url: config.url.clone(),
+                reason: format!("scheme {:?}", url.scheme()),
+            });
+        }
+        let mut shown = url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("<secret>"));
+        }
+        let display_url = shown.to_string();
+        let invalid = |field, reason: &str| ForwarderError::InvalidConfig {
+            url: display_url.clone(),
+            field,
+            reason: reason.into(),
+        };
+        if config.shards == 0 {
+            return Err(invalid("shards", "must be at least 1"));
+        }
+        if config.max_samples_per_send == 0 {
+            return Err(invalid("max_samples_per_send", "must be at least 1"));
+        }
+        if config.min_backoff > config.max_backoff {
+            return Err(invalid("min_backoff", "must not exceed max_backoff"));
+        }
+        if config.min_backoff.is_zero() {
+            return Err(invalid("min_backoff", "must be more than 0"));
+        }
+        let downsampler = match config.resolution {
+            Some(r) => Some(Mutex::new(Downsampler::new(r).map_err(|e| invalid("resolution", &e))?)),
+            None => None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+        headers.insert("X-Prometheus-Remote-Write-Version", HeaderValue::from_static("0.1.0"));
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("fedwatch/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ForwarderError::Client {
+                url: display_url.clone(),
+                reason: e.to_string(),
+            })?;
+
+        Ok(Prepared {
+            url,
+            display_url,
+            client,
+            downsampler,
+        })
+    }
+}
+
 /// `labels` plus each external label whose name `labels` does not already have.
 pub fn with_external_labels(labels: &Labels, external: &Labels) -> Labels {
     if external.is_empty() {
@@ -524,7 +568,7 @@ async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let body = Bytes::from(encode_write_request(&batch));
         let mut backoff = s.cfg.min_backoff;
         loop {
-            match send_once(&s, body.clone()).await {
+            match send_once(&s.client, &s.url, body.clone()).await {
                 Attempt::Delivered => {
                     s.metrics.sent.add(n as u64);
                     break;
@@ -557,8 +601,8 @@ async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn send_once(s: &Shared, body: Bytes) -> Attempt {
-    let resp = match s.client.post(s.url.clone()).body(body).send().await {
+async fn send_once(client: &reqwest::Client, url: &reqwest::Url, body: Bytes) -> Attempt {
+    let resp = match client.post(url.clone()).body(body).send().await {
         Ok(r) => r,
         Err(e) => {
             return Attempt::Retry {

@@ -373,3 +373,123 @@ async fn resolution_downsamples_and_shutdown_releases_what_is_held() {
     let url = fwd.url().to_string();
     assert_eq!(count(&registry, "fedwatch_forward_downsampled_away_samples_total", &url), 24 - 10);
 }
+
+/// A scratch directory removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let nanos = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let p = std::env::temp_dir().join(format!("fedwatch-wire-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn wal_db(dir: &std::path::Path) -> Arc<fedwatch_tsdb::Db> {
+    let opts = fedwatch_tsdb::DbOptions {
+        fsync: fedwatch_tsdb::FsyncPolicy::Never,
+        wal_segment_size: 4096,
+        block_duration: None,
+        ..Default::default()
+    };
+    Arc::new(fedwatch_tsdb::Db::open(dir.join("data"), opts).expect("open db"))
+}
+
+fn wal_opts(dir: &std::path::Path) -> fedwatch_wire::forward::WalForwarderOptions {
+    let mut o = fedwatch_wire::forward::WalForwarderOptions::new(dir.join("forward"));
+    o.poll_interval = Duration::from_millis(10);
+    o
+}
+
+/// Polls `cond` for up to 10 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn wal_forwarder_sends_what_the_store_logged_through_an_outage_and_a_restart() {
+    use fedwatch_wire::forward::WalForwarder;
+    let scratch = Scratch::new("walfwd");
+    let db = wal_db(&scratch.0);
+    // The upstream fails three times (an outage) before it stores.
+    let (up, url) = scripted_upstream(vec![(503, vec![]), (500, vec![]), (503, vec![])]).await;
+    let registry = Registry::new();
+    let mut cfg = fast_config(url.clone());
+    cfg.external_labels = Labels::from_pairs([("region", "eu-1")]);
+    cfg.max_samples_per_send = 7;
+    cfg.shards = 3;
+    let fwd = WalForwarder::spawn(cfg.clone(), db.clone(), wal_opts(&scratch.0), &registry).expect("spawn");
+
+    // 20 series × 30 samples over many small segments, plus one sample the store refuses
+    // as out of order: it is not in the log, so it must not go upstream.
+    for t in 0..30i64 {
+        let batch: Vec<_> = (0..20)
+            .map(|i| series(&[("__name__", "m"), ("i", &i.to_string())], &[(t * 1000, (t * i) as f64)]))
+            .collect();
+        db.append(&batch).expect("append");
+    }
+    db.append(&[series(&[("__name__", "m"), ("i", "0")], &[(500, 99.0)])])
+        .expect("append");
+    fwd.flush(Duration::from_secs(20)).await.expect("flushed");
+    let got = stored(&up.store);
+    assert_eq!(got.len(), 20);
+    for ts in &got {
+        assert_eq!(ts.labels.get("region"), Some("eu-1"));
+        let times: Vec<i64> = ts.samples.iter().map(|s| s.t).collect();
+        assert_eq!(times, (0..30).map(|t| t * 1000).collect::<Vec<_>>(), "{}", ts.labels);
+    }
+    assert_eq!(count(&registry, "fedwatch_forward_samples_sent_total", &url), 600);
+    assert!(count(&registry, "fedwatch_forward_samples_retried_total", &url) > 0);
+    fwd.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    drop(fwd);
+
+    // Written while no forwarder runs; a new one resumes at the saved position.
+    db.append(&[series(&[("__name__", "late")], &[(1, 1.0), (2, 2.0)])])
+        .expect("append");
+    let requests_before = up.requests.lock().expect("lock").len();
+    let registry2 = Registry::new();
+    let fwd = WalForwarder::spawn(cfg, db.clone(), wal_opts(&scratch.0), &registry2).expect("respawn");
+    fwd.flush(Duration::from_secs(20)).await.expect("flushed");
+    assert_eq!(
+        count(&registry2, "fedwatch_forward_samples_sent_total", &url),
+        2,
+        "only what came after the position is sent again"
+    );
+    assert!(up.requests.lock().expect("lock").len() > requests_before);
+    eventually("late series upstream", || stored(&up.store).len() == 21).await;
+    fwd.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn wal_forwarder_holds_the_log_while_the_upstream_is_down() {
+    use fedwatch_wire::forward::WalForwarder;
+    let scratch = Scratch::new("walhold");
+    let db = wal_db(&scratch.0);
+    // Nothing listens: every send fails until the test ends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/api/v1/write", listener.local_addr().expect("addr"));
+    drop(listener);
+    let registry = Registry::new();
+    let fwd = WalForwarder::spawn(fast_config(url.clone()), db.clone(), wal_opts(&scratch.0), &registry).expect("spawn");
+    let first = db.wal_end().segment;
+    for t in 0..200i64 {
+        db.append(&[series(&[("__name__", "m")], &[(t, 1.0)])]).expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    let segments = fedwatch_tsdb::wal::list_segments(&db.wal_dir()).expect("list");
+    assert_eq!(segments.first(), Some(&first), "the unsent segments stay: {segments:?}");
+    let pending = || registry.gauge("fedwatch_forward_pending_samples", "", &[("url", &url)]).get();
+    eventually("pending samples reported", || pending() >= 100.0).await;
+    assert!(fwd.shutdown(Duration::from_millis(200)).await.is_err(), "upstream is down");
+}
