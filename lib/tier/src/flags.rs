@@ -69,6 +69,10 @@ pub struct Flags {
     /// Downsample what is forwarded to one upstream: `<remote_write url>=<resolution>`, repeatable.
     #[arg(long = "forward.resolution", value_parser = fedwatch_wire::parse_resolution_flag)]
     pub forward_resolution: Vec<(String, std::time::Duration)>,
+    /// How old unsent WAL segments may get before they are deleted anyway (counted as
+    /// dropped{reason="backlog_exceeded"}); 0s keeps them until sent.
+    #[arg(long = "forward.max-backlog", default_value = "6h", value_parser = parse_retention)]
+    pub forward_max_backlog: Retention,
     /// Log level: error, warn, info, debug (or a tracing filter; FEDWATCH_LOG overrides).
     #[arg(long = "log.level", default_value = "info")]
     pub log_level: String,
@@ -96,6 +100,10 @@ impl Flags {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+        );
+        m.insert(
+            "forward.max-backlog".into(),
+            fedwatch_config::format_duration(self.forward_max_backlog.0),
         );
         m.insert("log.level".into(), self.log_level.clone());
         m

@@ -3,7 +3,6 @@
 //! one-line `main`s over [`main`]; they differ only in which parts [`Tier`] switches on.
 
 mod commands;
-mod fanout;
 mod flags;
 mod reload;
 mod runtime;
@@ -12,7 +11,6 @@ mod sources;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use fanout::Fanout;
 pub use flags::Flags;
 pub use runtime::{RunningTier, start};
 

@@ -1,5 +1,12 @@
 //! Starting and stopping one tier: config → store → forwarders → ingest (scrape and/or
 //! receive) → API → rules, then waiting for a signal.
+//!
+//! Ingest (scrapes, remote_write, recording rules) appends to the store only; a sender is
+//! acknowledged once the store's WAL has the batch. Each `remote_write` upstream has a
+//! [`WalForwarder`] that tails that WAL from its own position (kept under
+//! `<storage.path>/forward/`), so a slow or dead upstream never fails ingest and never
+//! delays another upstream. Forwarders start before ingest, so a fresh one (no position yet)
+//! starting at the end of the log misses nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,12 +25,13 @@ use fedwatch_scrape::ScrapeManager;
 use fedwatch_server::sources::ConfigStatus;
 use fedwatch_server::{ApiState, BuildInfo};
 use fedwatch_tsdb::{Appender, Db, DbOptions, Querier};
-use fedwatch_wire::{Forwarder, ForwarderConfig, HaConfig, HaTracker, IngestBudget, IngestLimits, ReceiverState, system_clock};
+use fedwatch_wire::forward::{WalForwarder, WalForwarderOptions};
+use fedwatch_wire::{ForwarderConfig, HaConfig, HaTracker, IngestBudget, IngestLimits, ReceiverState, system_clock};
 use tokio::net::TcpListener;
 
 use crate::reload::{Reloader, reload_on_sighup};
 use crate::sources::{Rules, ScrapeTargets};
-use crate::{Flags, Tier, fanout::Fanout};
+use crate::{Flags, Tier};
 
 /// How long shutdown waits for forwarders to send what they hold.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -32,7 +40,7 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 pub struct RunningTier {
     pub tier: Tier,
     pub local_addr: std::net::SocketAddr,
-    forwarders: Vec<Forwarder>,
+    forwarders: Vec<WalForwarder>,
     scraping: Arc<Scraping>,
     alerting: Option<Arc<Alerting>>,
     store: Arc<Db>,
@@ -135,9 +143,11 @@ pub async fn start(tier: Tier, flags: &Flags) -> Result<RunningTier, String> {
         fc.max_samples_per_send = rw.queue_config.max_samples_per_send as usize;
         fc.write_relabel = rw.write_relabel_configs.clone();
         fc.resolution = flags.forward_resolution.iter().find(|(url, _)| *url == rw.url).map(|(_, d)| *d);
-        forwarders.push(Forwarder::spawn(fc, &registry).map_err(|e| e.to_string())?);
+        let mut opts = WalForwarderOptions::new(flags.storage_path.join("forward"));
+        opts.max_backlog = Some(flags.forward_max_backlog.0).filter(|d| !d.is_zero());
+        forwarders.push(WalForwarder::spawn(fc, store.clone(), opts, &registry).map_err(|e| e.to_string())?);
     }
-    let ingest: Arc<dyn Appender> = Arc::new(Fanout::new(store.clone(), forwarders.clone()));
+    let ingest: Arc<dyn Appender> = store.clone();
     let querier: Arc<dyn Querier> = store.clone();
     let engine = Engine::new(querier.clone());
     let mut background = Vec::new();
