@@ -30,6 +30,9 @@ pub enum Error {
     /// The Alertmanager configuration failed to load or validate.
     #[error("{0}")]
     AlertmanagerConfig(FileError),
+    /// The notifier's state directory (silences, notification log) cannot be used.
+    #[error("notifier state directory {}: {reason}", .dir.display())]
+    NotifierState { dir: PathBuf, reason: String },
     /// A `rule_files` pattern is not a valid glob.
     #[error("invalid rule_files pattern {pattern:?}: {reason}")]
     Pattern { pattern: String, reason: String },

@@ -10,6 +10,18 @@
 //! notification log, kept per group and integration in memory). Resolved alerts leave the
 //! group after a successful notification; empty groups go away.
 //!
+//! Muting happens at flush, as in Alertmanager's pipeline: alerts inhibited by a firing
+//! alert ([`inhibit`]) or matched by an active silence ([`silence`]) are left out of the
+//! notification and of the notification log; a group whose alerts are all muted sends
+//! nothing. The HTTP API v2 ([`api`]) shows each alert's state (`active`/`suppressed`,
+//! `silencedBy`, `inhibitedBy`) computed the same way at request time.
+//!
+//! With a state directory ([`Notifier::with_state_dir`]) silences, the notification log
+//! ([`nflog`]) and the alerts held are saved (see [`persist`]) and restored on start: a
+//! restart repeats no notification, and an alert that resolved while the central was down
+//! (its `endsAt` passed without a refresh) still gets its resolved notification
+//! (Alertmanager issues 627 and 2370).
+//!
 //! Deliveries run as their own tokio tasks, so a slow or failing receiver never blocks
 //! other groups; a group is not flushed again while its previous delivery is in flight.
 //! Time is milliseconds since the epoch and passed into [`Notifier::receive`] and
@@ -19,20 +31,25 @@
 //! [`alertmanager`] module is the other way out, an [`AlertSender`] that forwards to external
 //! Alertmanagers as Prometheus does.
 //!
-//! Not yet: inhibition, silences, templated webhook URLs and payloads, HA peers, receivers
-//! other than those above (accepted in the config and reported as warnings).
+//! Not yet: templated webhook URLs and payloads, time intervals, HA peers, receivers other
+//! than those above (accepted in the config and reported as warnings).
 
 pub mod alertmanager;
+pub mod api;
 pub mod config;
 pub mod dingtalk;
 pub mod email;
+pub mod inhibit;
 pub mod integration;
+pub mod nflog;
+pub mod persist;
 pub mod route;
+pub mod silence;
 pub mod sms;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +60,10 @@ use tokio::task::JoinHandle;
 use crate::error::Error;
 use config::AlertmanagerConfig;
 use integration::{DeliveryCounters, Integration, Notification, SendContext};
+use nflog::{LogEntry, LogKey, NotificationLog};
+use persist::SavedAlert;
 use route::Route;
+use silence::{Silence, SilenceError, Silences};
 use webhook::{Backoff, NotifyAlert};
 
 /// An alert as Prometheus posts it to Alertmanager (`postableAlert`). Times in ms; 0 = unset.
@@ -76,11 +96,19 @@ struct Inner {
     external_url: String,
     backoff: Backoff,
     wake: tokio::sync::Notify,
+    /// Where silences, the notification log and alerts are saved; none in tests by default.
+    state_dir: Option<PathBuf>,
+    /// When this notifier started (`uptime` of `/api/v2/status`).
+    started_at: i64,
 }
 
 struct State {
     config: Arc<AlertmanagerConfig>,
     groups: HashMap<String, Group>,
+    nflog: NotificationLog,
+    silences: Silences,
+    /// Alerts changed since they were last saved.
+    alerts_dirty: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +118,7 @@ struct StoredAlert {
     starts_at: i64,
     ends_at: i64,
     generator_url: String,
+    updated_at: i64,
     /// Bumped on every update, so a delivery only removes resolved alerts it saw unchanged.
     version: u64,
 }
@@ -100,14 +129,6 @@ impl StoredAlert {
     }
 }
 
-/// What was last delivered to one integration of a group.
-#[derive(Clone, Debug, Default)]
-struct LogEntry {
-    firing: HashSet<u64>,
-    resolved: HashSet<u64>,
-    at: i64,
-}
-
 struct Group {
     route: Route,
     labels: Labels,
@@ -115,13 +136,11 @@ struct Group {
     next_flush: i64,
     has_flushed: bool,
     in_flight: bool,
-    /// Indexed like the receiver's integrations.
-    log: Vec<Option<LogEntry>>,
 }
 
 /// One integration's part of a flush.
 struct Delivery {
-    index: usize,
+    log_key: LogKey,
     integration: Integration,
     notification: Notification,
     firing: HashSet<u64>,
@@ -141,14 +160,65 @@ impl Notifier {
                 state: Mutex::new(State {
                     config: Arc::new(config),
                     groups: HashMap::new(),
+                    nflog: NotificationLog::default(),
+                    silences: Silences::new(),
+                    alerts_dirty: false,
                 }),
                 client: reqwest::Client::new(),
                 registry,
                 external_url: external_url.into(),
                 backoff: Backoff::default(),
                 wake: tokio::sync::Notify::new(),
+                state_dir: None,
+                started_at: now_ms(),
             }),
         }
+    }
+
+    /// Keeps silences, the notification log and alerts in `dir` (created if missing),
+    /// restoring what an earlier run saved there as of `now_ms`. Call before sharing the notifier.
+    pub fn with_state_dir(mut self, dir: &Path, now_ms: i64) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::NotifierState {
+            dir: dir.to_path_buf(),
+            reason: format!("cannot create: {e}"),
+        })?;
+        let silences = persist::load_or_set_aside(&dir.join(persist::SILENCES), Silences::load);
+        let nflog = persist::load_or_set_aside(&dir.join(persist::NFLOG), NotificationLog::load);
+        let alerts = persist::load_or_set_aside(&dir.join(persist::ALERTS), persist::load_alerts);
+        {
+            let mut state = self.lock();
+            state.silences = silences;
+            state.nflog = nflog;
+            for a in alerts {
+                let stored = StoredAlert {
+                    labels: a.label_set(),
+                    annotations: a.annotations,
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    generator_url: a.generator_url,
+                    updated_at: a.updated_at,
+                    version: 0,
+                };
+                insert_alert(&mut state, stored, now_ms);
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                silences = state.silences.iter().count(),
+                notification_log = state.nflog.len(),
+                alerts = state.groups.values().map(|g| g.alerts.len()).sum::<usize>(),
+                "notifier state restored"
+            );
+        }
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.state_dir = Some(dir.to_path_buf()),
+            None => {
+                return Err(Error::NotifierState {
+                    dir: dir.to_path_buf(),
+                    reason: "the notifier is already shared; set the state directory first".into(),
+                });
+            }
+        }
+        Ok(self)
     }
 
     /// Loads the Alertmanager configuration at `path` and builds a notifier for it.
@@ -184,21 +254,24 @@ impl Notifier {
         let old = std::mem::take(&mut state.groups);
         state.config = Arc::new(config);
         let mut alerts: HashMap<u64, StoredAlert> = HashMap::new();
-        let mut logs = HashMap::new();
+        let mut flushed = HashMap::new();
         for (key, g) in old {
             for (fp, a) in g.alerts {
                 alerts.insert(fp, a);
             }
-            logs.insert((key, g.route.receiver.clone()), (g.log, g.has_flushed));
+            flushed.insert((key, g.route.receiver.clone()), (g.has_flushed, g.next_flush));
         }
         for a in alerts.into_values() {
             insert_alert(&mut state, a, now_ms);
         }
+        // The notification log is keyed by group and receiver, so surviving groups keep it;
+        // they also keep their schedule instead of waiting group_wait again.
         for (key, g) in state.groups.iter_mut() {
-            if let Some((log, flushed)) = logs.remove(&(key.clone(), g.route.receiver.clone())) {
-                g.log = log;
-                g.log.resize(g.log.len().max(1), None);
-                g.has_flushed = flushed;
+            if let Some((has_flushed, next)) = flushed.remove(&(key.clone(), g.route.receiver.clone())) {
+                g.has_flushed = has_flushed;
+                if has_flushed {
+                    g.next_flush = next;
+                }
             }
         }
         drop(state);
@@ -222,10 +295,12 @@ impl Notifier {
                 labels: a.labels,
                 annotations: a.annotations,
                 generator_url: a.generator_url,
+                updated_at: now_ms,
                 version: 0,
             };
             insert_alert(&mut state, stored, now_ms);
         }
+        state.alerts_dirty = true;
         drop(state);
         self.inner.wake.notify_one();
     }
@@ -251,8 +326,11 @@ impl Notifier {
     /// caller (a test) can await it.
     pub fn flush_due(&self, now_ms: i64) -> Vec<JoinHandle<()>> {
         let mut handles = Vec::new();
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let config = state.config.clone();
+        let firing = firing_alerts(&state.groups, now_ms, !config.inhibit_rules.is_empty());
+        let firing_refs: Vec<(u64, &Labels)> = firing.iter().map(|(fp, l)| (*fp, l)).collect();
         let mut empty = Vec::new();
         for (key, g) in state.groups.iter_mut() {
             if g.in_flight || g.next_flush > now_ms {
@@ -267,13 +345,42 @@ impl Notifier {
             let Some(receiver) = config.receiver(&g.route.receiver) else {
                 continue;
             };
-            g.log.resize(receiver.integrations.len(), None);
-            let mut deliveries = Vec::new();
-            let all: Vec<(u64, &StoredAlert, bool)> = g.alerts.iter().map(|(fp, a)| (*fp, a, a.resolved(now_ms))).collect();
+            let resolved_versions: Vec<(u64, u64)> = g
+                .alerts
+                .iter()
+                .filter(|(_, a)| a.resolved(now_ms))
+                .map(|(fp, a)| (*fp, a.version))
+                .collect();
+            // Muted alerts are neither notified nor logged, as Alertmanager's mute stages drop them.
+            let all: Vec<(u64, &StoredAlert, bool)> = g
+                .alerts
+                .iter()
+                .filter(|(_, a)| {
+                    state.silences.silenced_by(&a.labels, now_ms).is_empty()
+                        && inhibit::inhibited_by(&config.inhibit_rules, &a.labels, &firing_refs).is_empty()
+                })
+                .map(|(fp, a)| (*fp, a, a.resolved(now_ms)))
+                .collect();
+            if all.is_empty() {
+                // Nothing to say; resolved alerts are done with, as after a delivery.
+                for (fp, _) in resolved_versions {
+                    g.alerts.remove(&fp);
+                }
+                if g.alerts.is_empty() {
+                    empty.push(key.clone());
+                }
+                continue;
+            }
             let firing: HashSet<u64> = all.iter().filter(|x| !x.2).map(|x| x.0).collect();
             let resolved: HashSet<u64> = all.iter().filter(|x| x.2).map(|x| x.0).collect();
+            let mut deliveries = Vec::new();
             for (index, integration) in receiver.integrations.iter().enumerate() {
-                let entry = g.log[index].as_ref();
+                let log_key = LogKey {
+                    group_key: key.clone(),
+                    receiver: receiver.name.clone(),
+                    integration: index,
+                };
+                let entry = state.nflog.get(&log_key);
                 let repeat = g.route.repeat_interval.as_millis() as i64;
                 let send_resolved = integration.send_resolved();
                 let Some(reason) = needs_update(entry, &firing, &resolved, repeat, send_resolved, now_ms) else {
@@ -292,7 +399,7 @@ impl Notifier {
                     })
                     .collect();
                 deliveries.push(Delivery {
-                    index,
+                    log_key,
                     integration: integration.clone(),
                     empty: batch.is_empty(),
                     notification: Notification {
@@ -308,18 +415,19 @@ impl Notifier {
                     resolved: resolved.clone(),
                 });
             }
-            let versions: Vec<(u64, u64)> = all.iter().filter(|x| x.2).map(|(fp, a, _)| (*fp, a.version)).collect();
             g.in_flight = true;
             let this = self.clone();
             let (key, receiver_name) = (key.clone(), receiver.name.clone());
             let deadline = tokio::time::Instant::now() + g.route.group_interval;
             handles.push(tokio::spawn(async move {
-                this.deliver(key, receiver_name, deliveries, versions, deadline, now_ms).await;
+                this.deliver(key, receiver_name, deliveries, resolved_versions, deadline, now_ms)
+                    .await;
             }));
         }
         for key in empty {
             state.groups.remove(&key);
         }
+        state.alerts_dirty = true;
         handles
     }
 
@@ -339,7 +447,7 @@ impl Notifier {
                 let (this, key, receiver) = (self.clone(), key.clone(), receiver.clone());
                 tokio::spawn(async move {
                     let ok = d.empty || this.deliver_one(&key, &receiver, &d, deadline).await;
-                    (ok, d.index, d.firing, d.resolved)
+                    (ok, d.log_key, d.firing, d.resolved)
                 })
             })
             .collect();
@@ -347,7 +455,7 @@ impl Notifier {
         let mut all_ok = true;
         for t in tasks {
             match t.await {
-                Ok((true, index, firing, resolved)) => done.push((index, firing, resolved)),
+                Ok((true, log_key, firing, resolved)) => done.push((log_key, firing, resolved)),
                 Ok((false, ..)) => all_ok = false,
                 Err(e) => {
                     tracing::error!(receiver = %receiver, group = %key, error = %e, "notification task failed");
@@ -356,17 +464,19 @@ impl Notifier {
             }
         }
         let mut state = self.lock();
+        let logged = !done.is_empty();
+        for (log_key, firing, resolved) in done {
+            state.nflog.log(
+                log_key,
+                LogEntry {
+                    firing,
+                    resolved,
+                    at: now_ms,
+                },
+            );
+        }
         if let Some(g) = state.groups.get_mut(&key) {
             g.in_flight = false;
-            for (index, firing, resolved) in done {
-                if index < g.log.len() {
-                    g.log[index] = Some(LogEntry {
-                        firing,
-                        resolved,
-                        at: now_ms,
-                    });
-                }
-            }
             if all_ok {
                 for (fp, version) in resolved_versions {
                     if g.alerts.get(&fp).is_some_and(|a| a.version == version) {
@@ -377,6 +487,11 @@ impl Notifier {
             if g.alerts.is_empty() {
                 state.groups.remove(&key);
             }
+        }
+        state.alerts_dirty = true;
+        if logged {
+            // Saved before anything else is sent, so a restart right after cannot repeat it.
+            self.save_nflog(&state);
         }
         drop(state);
         self.inner.wake.notify_one();
@@ -402,11 +517,144 @@ impl Notifier {
         }
     }
 
+    /// The silences, in id order.
+    pub fn silences(&self) -> Vec<Silence> {
+        self.lock().silences.iter().cloned().collect()
+    }
+
+    /// The silence `id`.
+    pub fn silence(&self, id: &str) -> Option<Silence> {
+        self.lock().silences.get(id).cloned()
+    }
+
+    /// Creates or updates a silence at `now_ms` (Alertmanager's rules, see [`silence`]) and
+    /// saves the set; returns the id it is stored under.
+    pub fn set_silence(&self, s: Silence, now_ms: i64) -> Result<String, SilenceError> {
+        let mut state = self.lock();
+        let id = state.silences.set(s, now_ms)?;
+        self.save_silences(&state);
+        Ok(id)
+    }
+
+    /// Expires the silence `id` at `now_ms` and saves the set.
+    pub fn expire_silence(&self, id: &str, now_ms: i64) -> Result<(), SilenceError> {
+        let mut state = self.lock();
+        state.silences.expire(id, now_ms)?;
+        self.save_silences(&state);
+        Ok(())
+    }
+
+    /// The alerts held that have not resolved at `now_ms`, by fingerprint, with their
+    /// receivers and what mutes them.
+    pub fn alerts(&self, now_ms: i64) -> Vec<AlertView> {
+        let state = self.lock();
+        let firing = firing_alerts(&state.groups, now_ms, true);
+        let refs: Vec<(u64, &Labels)> = firing.iter().map(|(fp, l)| (*fp, l)).collect();
+        let mut seen = HashSet::new();
+        let mut out: Vec<AlertView> = Vec::new();
+        for g in state.groups.values() {
+            for (fp, a) in &g.alerts {
+                if a.resolved(now_ms) || !seen.insert(*fp) {
+                    continue;
+                }
+                out.push(view(&state, *fp, a, &refs, now_ms));
+            }
+        }
+        out.sort_by_key(|a| a.fingerprint);
+        out
+    }
+
+    /// The aggregation groups with their unresolved alerts, as `/api/v2/alerts/groups` lists them.
+    pub fn alert_groups(&self, now_ms: i64) -> Vec<GroupView> {
+        let state = self.lock();
+        let firing = firing_alerts(&state.groups, now_ms, true);
+        let refs: Vec<(u64, &Labels)> = firing.iter().map(|(fp, l)| (*fp, l)).collect();
+        let mut out: Vec<GroupView> = state
+            .groups
+            .iter()
+            .map(|(key, g)| GroupView {
+                key: key.clone(),
+                labels: g.labels.clone(),
+                route_labels: g.route.labels.clone(),
+                receiver: g.route.receiver.clone(),
+                alerts: g
+                    .alerts
+                    .iter()
+                    .filter(|(_, a)| !a.resolved(now_ms))
+                    .map(|(fp, a)| view(&state, *fp, a, &refs, now_ms))
+                    .collect(),
+            })
+            .filter(|g| !g.alerts.is_empty())
+            .collect();
+        out.sort_by(|a, b| (&a.key, &a.receiver).cmp(&(&b.key, &b.receiver)));
+        out
+    }
+
+    /// When this notifier was created (ms since the epoch).
+    pub fn started_at(&self) -> i64 {
+        self.inner.started_at
+    }
+
+    fn save_silences(&self, state: &State) {
+        if let Some(dir) = &self.inner.state_dir
+            && let Err(e) = state.silences.save(&dir.join(persist::SILENCES))
+        {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot save silences");
+        }
+    }
+
+    fn save_nflog(&self, state: &State) {
+        if let Some(dir) = &self.inner.state_dir
+            && let Err(e) = state.nflog.save(&dir.join(persist::NFLOG))
+        {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot save the notification log");
+        }
+    }
+
+    /// Saves the alerts held if they changed since the last save, and forgets expired
+    /// silences and old log entries at `now_ms`. The flush loop calls it at least once a second.
+    pub fn persist(&self, now_ms: i64) {
+        let Some(dir) = &self.inner.state_dir else {
+            return;
+        };
+        let mut state = self.lock();
+        if state.silences.gc(now_ms) {
+            self.save_silences(&state);
+        }
+        if state.nflog.gc(now_ms) {
+            self.save_nflog(&state);
+        }
+        if !std::mem::take(&mut state.alerts_dirty) {
+            return;
+        }
+        let mut seen = HashSet::new();
+        let mut alerts = Vec::new();
+        for g in state.groups.values() {
+            for (fp, a) in &g.alerts {
+                if seen.insert(*fp) {
+                    alerts.push(SavedAlert {
+                        labels: a.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
+                        annotations: a.annotations.clone(),
+                        starts_at: a.starts_at,
+                        ends_at: a.ends_at,
+                        updated_at: a.updated_at,
+                        generator_url: a.generator_url.clone(),
+                    });
+                }
+            }
+        }
+        drop(state);
+        if let Err(e) = persist::save_alerts(&dir.join(persist::ALERTS), alerts) {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot save alerts");
+        }
+    }
+
     /// Runs the flush loop on the wall clock until the task is aborted.
     pub async fn run(self) {
         loop {
             let now = now_ms();
             drop(self.flush_due(now));
+            self.persist(now);
             let wait = self.next_flush().map(|t| (t - now).clamp(10, 1000)).unwrap_or(1000);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
@@ -422,6 +670,84 @@ impl AlertSender for Notifier {
     }
 }
 
+/// An alert as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertView {
+    pub fingerprint: u64,
+    pub labels: Labels,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub updated_at: i64,
+    pub generator_url: String,
+    /// Receivers the route tree sends it to, in route order.
+    pub receivers: Vec<String>,
+    /// Ids of the active silences that match it.
+    pub silenced_by: Vec<String>,
+    /// Fingerprints of the firing alerts that inhibit it.
+    pub inhibited_by: Vec<u64>,
+}
+
+impl AlertView {
+    /// `suppressed` when silenced or inhibited, else `active`.
+    pub fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// One aggregation group as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupView {
+    pub key: String,
+    pub labels: Labels,
+    pub route_labels: BTreeMap<String, String>,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+}
+
+fn view(state: &State, fp: u64, a: &StoredAlert, firing: &[(u64, &Labels)], now: i64) -> AlertView {
+    let mut receivers: Vec<String> = Vec::new();
+    for r in state.config.route.matching(&a.labels) {
+        if !receivers.contains(&r.receiver) {
+            receivers.push(r.receiver.clone());
+        }
+    }
+    AlertView {
+        fingerprint: fp,
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        updated_at: a.updated_at,
+        generator_url: a.generator_url.clone(),
+        receivers,
+        silenced_by: state.silences.silenced_by(&a.labels, now),
+        inhibited_by: inhibit::inhibited_by(&state.config.inhibit_rules, &a.labels, firing),
+    }
+}
+
+/// The distinct alerts firing at `now` (fingerprint, labels); empty unless `wanted`, to
+/// spare the work when no inhibit rule needs it.
+fn firing_alerts(groups: &HashMap<String, Group>, now: i64, wanted: bool) -> Vec<(u64, Labels)> {
+    if !wanted {
+        return Vec::new();
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for g in groups.values() {
+        for (fp, a) in &g.alerts {
+            if !a.resolved(now) && seen.insert(*fp) {
+                out.push((*fp, a.labels.clone()));
+            }
+        }
+    }
+    out
+}
+
 fn insert_alert(state: &mut State, mut alert: StoredAlert, now: i64) {
     let fp = webhook::fingerprint(&alert.labels);
     let routes: Vec<Route> = state.config.route.matching(&alert.labels).into_iter().cloned().collect();
@@ -435,7 +761,6 @@ fn insert_alert(state: &mut State, mut alert: StoredAlert, now: i64) {
             alerts: BTreeMap::new(),
             has_flushed: false,
             in_flight: false,
-            log: Vec::new(),
         });
         if let Some(old) = group.alerts.get(&fp) {
             // Overlapping updates of one alert keep the earliest start, as Alertmanager merges.

@@ -5,7 +5,7 @@
 //! [`super::route`]), `receivers[]` with `webhook_configs`, `email_configs` (with the
 //! `global.smtp_*` defaults) and the Fedwatch extensions `sms_configs` and
 //! `dingtalk_configs` (a file using those does not load in stock Alertmanager), and
-//! `global.resolve_timeout`. Other receiver kinds, `inhibit_rules`,
+//! `global.resolve_timeout`, `inhibit_rules` (see [`super::inhibit`]). Other receiver kinds,
 //! time intervals, `templates` and `http_config` are validated for shape, kept, and reported
 //! as warnings when they would change behaviour we do not implement yet.
 
@@ -18,6 +18,7 @@ use serde_json::Value as Json;
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, FileError};
+use crate::notifier::inhibit::{InhibitRule, RawSides};
 use crate::notifier::integration::Integration;
 use crate::notifier::route::Route;
 use crate::notifier::webhook::{RawWebhookConfig, WebhookConfig};
@@ -81,6 +82,10 @@ pub struct AlertmanagerConfig {
     pub route: Route,
     pub receivers: Vec<Receiver>,
     pub templates: Vec<String>,
+    /// `inhibit_rules`, in file order.
+    pub inhibit_rules: Vec<InhibitRule>,
+    /// The file as read (`config.original` of `/api/v2/status`).
+    pub original: String,
     /// Things accepted but not acted on yet, e.g. email receivers or inhibit rules.
     pub warnings: Vec<String>,
 }
@@ -336,26 +341,22 @@ pub fn parse(path: &Path, src: &str) -> Result<AlertmanagerConfig, Error> {
         let _ = &ti.value.time_intervals;
     }
 
+    let mut inhibit_rules = Vec::new();
     for rule in raw.inhibit_rules.iter().flatten() {
         let line = Some(rule.referenced.line());
         let r = &rule.value;
-        for (side, map) in [("source", &r.source_match_re), ("target", &r.target_match_re)] {
-            for (k, v) in map.iter().flatten() {
-                match v {
-                    None => return Err(fail(line, format!("invalid regexp value for {k:?} in {side}_match_re"))),
-                    Some(re) => {
-                        regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| fail(line, format!("invalid regexp for {k:?}: {e}")))?;
-                    }
-                }
-            }
-        }
-        for m in r.source_matchers.iter().chain(r.target_matchers.iter()).flatten() {
-            super::route::parse_matchers(m).map_err(|e| fail(line, e))?;
-        }
-        let _ = (&r.name, &r.source_match, &r.target_match, &r.equal);
-    }
-    if raw.inhibit_rules.as_ref().is_some_and(|r| !r.is_empty()) {
-        warnings.push("inhibit_rules are accepted but not applied yet".into());
+        let _ = &r.name;
+        let built = InhibitRule::from_raw(RawSides {
+            source_match: &r.source_match,
+            source_match_re: &r.source_match_re,
+            source_matchers: &r.source_matchers,
+            target_match: &r.target_match,
+            target_match_re: &r.target_match_re,
+            target_matchers: &r.target_matchers,
+            equal: &r.equal,
+        })
+        .map_err(|e| fail(line, format!("inhibit rule: {e}")))?;
+        inhibit_rules.push(built);
     }
     let _ = (raw.tracing, raw.event_recorder);
 
@@ -370,6 +371,8 @@ pub fn parse(path: &Path, src: &str) -> Result<AlertmanagerConfig, Error> {
         route,
         receivers,
         templates: raw.templates.unwrap_or_default(),
+        inhibit_rules,
+        original: src.to_string(),
         warnings,
     })
 }

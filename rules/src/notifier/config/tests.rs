@@ -77,7 +77,9 @@ fn good_config_has_route_tree_receivers_and_warnings() {
     assert!(c.receivers.iter().all(|r| r.webhooks().is_empty()));
     assert!(c.receivers.iter().any(|r| r.integrations.iter().any(|i| i.kind() == "email")));
     assert!(c.warnings.iter().any(|w| w.contains("pagerduty_configs")), "{:?}", c.warnings);
-    assert!(c.warnings.iter().any(|w| w.contains("inhibit_rules")));
+    assert_eq!(c.inhibit_rules.len(), 1);
+    assert_eq!(c.inhibit_rules[0].equal, vec!["alertname", "cluster", "service"]);
+    assert!(!c.warnings.iter().any(|w| w.contains("inhibit_rules")));
     assert_eq!(c.templates, vec!["/etc/alertmanager/template/*.tmpl"]);
 }
 
