@@ -89,7 +89,7 @@ impl fmt::Display for LabelProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LabelProblem::EmptyLabelName => f.write_str("empty label name"),
-            LabelProblem::DuplicateLabelName(n) => write!(f, "duplicated label {n}"),
+            LabelProblem::DuplicateLabelName(n) => write!(f, "duplicated label {}", short(n).trim_matches('"')),
             LabelProblem::MissingMetricName => write!(f, "missing or empty {METRIC_NAME} label"),
             LabelProblem::TooManyLabels { count, limit } => write!(f, "{count} labels, more than the limit of {limit}"),
             LabelProblem::NameTooLong { name, limit } => {
@@ -100,10 +100,10 @@ impl fmt::Display for LabelProblem {
                 write!(f, "value of label {name:?} is {length} bytes, more than the limit of {limit}")
             }
             LabelProblem::InvalidLabelName(n) => {
-                write!(f, "invalid label name {n:?}, expected [a-zA-Z_][a-zA-Z0-9_]*")
+                write!(f, "invalid label name {}, expected [a-zA-Z_][a-zA-Z0-9_]*", short(n))
             }
             LabelProblem::InvalidMetricName(n) => {
-                write!(f, "invalid metric name {n:?}, expected [a-zA-Z_:][a-zA-Z0-9_:]*")
+                write!(f, "invalid metric name {}, expected [a-zA-Z_:][a-zA-Z0-9_:]*", short(n))
             }
             LabelProblem::Refused(reason) => f.write_str(reason),
             LabelProblem::OddLabelRefs(n) => write!(f, "labels_refs has {n} entries, expected name/value pairs (an even number)"),
@@ -266,6 +266,36 @@ fn check_labels(labels: &[prompb::Label]) -> Result<(), LabelProblem> {
 }
 
 fn render_wire_labels(labels: &[prompb::Label]) -> String {
-    let parts: Vec<String> = labels.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    render_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+}
+
+/// How many labels an error message shows before eliding, so a request with 10 MB of labels
+/// does not get a 10 MB answer.
+const LABELS_IN_MESSAGE: usize = 16;
+/// How many bytes of one name or value an error message shows.
+const STRING_IN_MESSAGE: usize = 128;
+
+/// `s` quoted, cut at [`STRING_IN_MESSAGE`] bytes with its full length said.
+pub(crate) fn short(s: &str) -> String {
+    if s.len() <= STRING_IN_MESSAGE {
+        return format!("{s:?}");
+    }
+    let mut end = STRING_IN_MESSAGE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}...({} bytes)", &s[..end], s.len())
+}
+
+/// Label pairs rendered `{name="value", ...}` in the order given, bounded in size.
+pub(crate) fn render_pairs<'a>(pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> String {
+    let total = pairs.len();
+    let mut parts: Vec<String> = pairs
+        .take(LABELS_IN_MESSAGE)
+        .map(|(n, v)| format!("{}={}", short(n).trim_matches('"'), short(v)))
+        .collect();
+    if total > LABELS_IN_MESSAGE {
+        parts.push(format!("... {total} labels in all"));
+    }
     format!("{{{}}}", parts.join(", "))
 }

@@ -20,7 +20,22 @@ use std::time::Duration;
 use fedwatch_model::{Labels, METRIC_NAME, TimeSeries};
 
 use crate::clock::Clock;
-use crate::codec::{InvalidSeries, LabelProblem};
+use crate::codec::{InvalidSeries, LabelProblem, render_pairs};
+
+/// Labels for an error message, bounded in size however large the label set.
+fn render_labels(labels: &Labels) -> String {
+    let size: usize = labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+    if size <= 1024 {
+        return labels.to_string();
+    }
+    render_pairs(
+        labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )
+}
 
 /// Limits on what one request and one series may carry (0 = unlimited).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +93,7 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 impl IngestLimits {
     /// Checks the request-wide limits.
     pub fn check_request(&self, series: &[TimeSeries], invalid: usize) -> Result<(), RequestLimitError> {
-        let first = || series.first().map(|s| s.labels.to_string()).unwrap_or_else(|| "none".into());
+        let first = || series.first().map(|s| render_labels(&s.labels)).unwrap_or_else(|| "none".into());
         let count = series.len() + invalid;
         if self.max_series_per_request > 0 && count > self.max_series_per_request {
             return Err(RequestLimitError::TooManySeries {
@@ -141,7 +156,7 @@ impl IngestLimits {
                 None => ok.push(ts),
                 Some(problem) => bad.push(InvalidSeries {
                     index,
-                    labels: ts.labels.to_string(),
+                    labels: render_labels(&ts.labels),
                     problem,
                     samples: ts.samples.len(),
                 }),

@@ -23,7 +23,7 @@
 use fedwatch_model::{Labels, METRIC_NAME, Sample, TimeSeries};
 use prost::Message as _;
 
-use crate::codec::{DecodeError, DecodedRequest, InvalidSeries, LabelProblem};
+use crate::codec::{DecodeError, DecodedRequest, InvalidSeries, LabelProblem, render_pairs, short};
 
 /// The `proto` parameter of `Content-Type` naming this message.
 pub const V2_PROTO_MESSAGE: &str = "io.prometheus.write.v2.Request";
@@ -138,7 +138,7 @@ pub fn from_v2(req: Request) -> DecodedV2 {
             check_pairs(&pairs).err()
         };
         if let Some(problem) = problem {
-            out.request.invalid.push(refuse(problem, render_pairs(&pairs)));
+            out.request.invalid.push(refuse(problem, render_pairs_slice(&pairs)));
             continue;
         }
         if !ts.histograms.is_empty() {
@@ -204,48 +204,23 @@ fn check_pairs(pairs: &[(&str, &str)]) -> Result<(), LabelProblem> {
     Ok(())
 }
 
-/// How many labels an error message shows before eliding, so a 10 MB label set does not
-/// make a 10 MB answer.
-const LABELS_IN_MESSAGE: usize = 16;
-/// How many bytes of one name or value an error message shows.
-const STRING_IN_MESSAGE: usize = 128;
-
-fn shorten(s: &str) -> String {
-    if s.len() <= STRING_IN_MESSAGE {
-        return format!("{s:?}");
-    }
-    let mut end = STRING_IN_MESSAGE;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}...({} bytes)", &s[..end], s.len())
-}
-
-fn render_pairs(pairs: &[(&str, &str)]) -> String {
-    let mut parts: Vec<String> = pairs
-        .iter()
-        .take(LABELS_IN_MESSAGE)
-        .map(|(n, v)| format!("{}={}", shorten(n).trim_matches('"'), shorten(v)))
-        .collect();
-    if pairs.len() > LABELS_IN_MESSAGE {
-        parts.push(format!("... {} labels in all", pairs.len()));
-    }
-    format!("{{{}}}", parts.join(", "))
+fn render_pairs_slice(pairs: &[(&str, &str)]) -> String {
+    render_pairs(pairs.iter().copied())
 }
 
 /// Renders references that may not resolve: those that do as strings, the others as `#n`.
 fn render_refs(refs: &[u32], symbols: &[String]) -> String {
-    let sym = |r: u32| symbols.get(r as usize).map(|s| shorten(s)).unwrap_or_else(|| format!("#{r}"));
+    let sym = |r: u32| symbols.get(r as usize).map(|s| short(s)).unwrap_or_else(|| format!("#{r}"));
     let mut parts: Vec<String> = refs
         .chunks(2)
-        .take(LABELS_IN_MESSAGE)
+        .take(16)
         .map(|p| match p {
             [n, v] => format!("{}={}", sym(*n).trim_matches('"'), sym(*v)),
             [n] => format!("{}=<missing>", sym(*n).trim_matches('"')),
             _ => String::new(),
         })
         .collect();
-    if refs.len() / 2 > LABELS_IN_MESSAGE {
+    if refs.len() / 2 > 16 {
         parts.push(format!("... {} references in all", refs.len()));
     }
     format!("{{{}}}", parts.join(", "))
