@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 
 use fedwatch_model::{Labels, MatchOp, Matcher, Sample, is_stale_nan};
-use fedwatch_tsdb::{Querier, SelectHints};
+use fedwatch_tsdb::{Bucket, Querier, SelectHints};
 use promql_parser::label::MatchOp as ParsedOp;
-use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, VectorSelector};
 
 use crate::{Annotations, InstantSample, QueryError, QueryValue, RangeSeries};
 
@@ -58,6 +58,16 @@ impl Windowed {
         let hi = s.samples.partition_point(|p| p.t <= r);
         &s.samples[lo..hi.max(lo)]
     }
+}
+
+/// A range vector read from a downsampled level: per series its buckets (ending at multiples
+/// of the level's resolution, which also divides `range` and every ref), so the window
+/// `(ref - range, ref]` is exactly the buckets ending in it.
+#[derive(Clone, Debug)]
+pub(crate) struct BucketWindowed {
+    pub series: Vec<(Labels, Vec<Bucket>)>,
+    pub range: i64,
+    pub refs: Vec<i64>,
 }
 
 /// An intermediate value.
@@ -295,7 +305,7 @@ impl<'a> Evaluator<'a> {
                 let range = crate::duration_ms(ms.range);
                 let refs = self.refs(&ms.vs.at, &ms.vs.offset);
                 let (lo, hi) = min_max(&refs);
-                let raw = self.select(&ms.vs, lo - range + 1, hi)?;
+                let raw = self.select(&ms.vs, lo - range + 1, hi, range)?;
                 let series = raw
                     .into_iter()
                     .map(|ts| RawSeries {
@@ -375,7 +385,7 @@ impl<'a> Evaluator<'a> {
     /// Per series matching `matchers`, the timestamp of the sample current at each ref time.
     pub fn latest_timestamps(&self, matchers: &[Matcher], refs: &[i64]) -> Result<Vec<SeriesTimes>, QueryError> {
         let (lo, hi) = min_max(refs);
-        let raw = self.select_sets(vec![matchers.to_vec()], lo - self.lookback + 1, hi)?;
+        let raw = self.select_sets(vec![matchers.to_vec()], self.hints(lo - self.lookback + 1, hi, 0))?;
         Ok(raw
             .into_iter()
             .map(|ts| {
@@ -396,7 +406,7 @@ impl<'a> Evaluator<'a> {
     pub fn vector_selector(&self, vs: &VectorSelector, timestamps: bool) -> Result<Vec<Series>, QueryError> {
         let refs = self.refs(&vs.at, &vs.offset);
         let (lo, hi) = min_max(&refs);
-        let raw = self.select(vs, lo - self.lookback + 1, hi)?;
+        let raw = self.select(vs, lo - self.lookback + 1, hi, 0)?;
         self.check_points(raw.len())?;
         let mut out = Vec::with_capacity(raw.len());
         for (i, ts) in raw.into_iter().enumerate() {
@@ -434,26 +444,85 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    fn select(&self, vs: &VectorSelector, start: i64, end: i64) -> Result<Vec<fedwatch_model::TimeSeries>, QueryError> {
-        let mut sets = Vec::new();
-        if vs.matchers.or_matchers.is_empty() {
-            sets.push(convert_matchers(vs.name.as_deref(), &vs.matchers.matchers)?);
-        } else {
-            for group in &vs.matchers.or_matchers {
-                sets.push(convert_matchers(vs.name.as_deref(), group)?);
-            }
-        }
-        self.select_sets(sets, start, end)
+    fn select(&self, vs: &VectorSelector, start: i64, end: i64, range: i64) -> Result<Vec<fedwatch_model::TimeSeries>, QueryError> {
+        self.select_sets(matcher_sets(vs)?, self.hints(start, end, range))
     }
 
-    /// Series matching any of the matcher sets, once each, sorted by labels.
-    fn select_sets(&self, sets: Vec<Vec<Matcher>>, start: i64, end: i64) -> Result<Vec<fedwatch_model::TimeSeries>, QueryError> {
-        let hints = SelectHints {
+    fn hints(&self, start: i64, end: i64, range: i64) -> SelectHints {
+        SelectHints {
             start,
             end,
             step: if self.steps.len() > 1 { self.interval } else { 0 },
-            ..Default::default()
+            range,
+            func: None,
+        }
+    }
+
+    /// The matrix selector `ms` wrapped by range function `func` as buckets of a downsampled
+    /// level, when the store has one that answers every window exactly; `None`: read raw samples.
+    pub fn select_downsampled(&self, ms: &MatrixSelector, func: &'static str) -> Result<Option<BucketWindowed>, QueryError> {
+        let range = crate::duration_ms(ms.range);
+        let refs = self.refs(&ms.vs.at, &ms.vs.offset);
+        let (lo, hi) = min_max(&refs);
+        // Refs are `hi - k × step` (steps minus a fixed offset, or all one `@` time).
+        let step = if lo == hi { 0 } else { refs[1] - refs[0] };
+        let hints = SelectHints {
+            start: lo - range + 1,
+            end: hi,
+            step,
+            range,
+            func: Some(func),
         };
+        let sets = matcher_sets(&ms.vs)?;
+        let several = sets.len() > 1;
+        let mut resolution = None;
+        let mut out: Vec<(Labels, Vec<Bucket>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for matchers in sets {
+            let Some(found) = self.querier.select_downsampled(&matchers, hints).map_err(|e| exec(e.to_string()))? else {
+                return Ok(None);
+            };
+            // Each matcher set must come from the same level, or the raw path answers.
+            if resolution.is_some_and(|r| r != found.resolution) {
+                return Ok(None);
+            }
+            resolution = Some(found.resolution);
+            for s in found.series {
+                if !several || seen.insert(s.labels.clone()) {
+                    out.push((s.labels, s.buckets));
+                }
+            }
+        }
+        if resolution.is_none() {
+            return Ok(None);
+        }
+        let total: usize = out.iter().map(|(_, b)| b.len()).sum();
+        if total > self.limits.max_samples {
+            return Err(exec("query processing would load too many samples into memory in query execution"));
+        }
+        if !out.is_sorted_by(|a, b| a.0 <= b.0) {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(Some(BucketWindowed { series: out, range, refs }))
+    }
+}
+
+/// The selector's matcher sets: one, or one per `or` group.
+fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryError> {
+    let mut sets = Vec::new();
+    if vs.matchers.or_matchers.is_empty() {
+        sets.push(convert_matchers(vs.name.as_deref(), &vs.matchers.matchers)?);
+    } else {
+        for group in &vs.matchers.or_matchers {
+            sets.push(convert_matchers(vs.name.as_deref(), group)?);
+        }
+    }
+    Ok(sets)
+}
+
+impl Evaluator<'_> {
+    /// Series matching any of the matcher sets, once each, sorted by labels.
+    fn select_sets(&self, sets: Vec<Vec<Matcher>>, hints: SelectHints) -> Result<Vec<fedwatch_model::TimeSeries>, QueryError> {
         let several = sets.len() > 1;
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();

@@ -144,10 +144,47 @@ fn extrapolated_rate(s: &[Sample], range_start: i64, range_end: i64, range_ms: i
             }
         }
     }
+    Some(extrapolate(
+        Window {
+            first,
+            last,
+            count: s.len(),
+            range_start,
+            range_end,
+            range_ms,
+        },
+        result,
+        is_counter,
+        is_rate,
+    ))
+}
+
+/// What `rate` and friends extrapolate from: the window and its first and last sample.
+pub(crate) struct Window {
+    pub first: Sample,
+    pub last: Sample,
+    /// Samples in the window (at least 2).
+    pub count: usize,
+    pub range_start: i64,
+    pub range_end: i64,
+    pub range_ms: i64,
+}
+
+/// Prometheus's `extrapolatedRate` from the window's increase `result` (counter resets
+/// already added back): extends it to the window's edges unless a sample is far from them.
+pub(crate) fn extrapolate(w: Window, result: f64, is_counter: bool, is_rate: bool) -> f64 {
+    let Window {
+        first,
+        last,
+        count,
+        range_start,
+        range_end,
+        range_ms,
+    } = w;
     let mut to_start = (first.t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last.t) as f64 / 1000.0;
     let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (s.len() - 1) as f64;
+    let avg = sampled / (count - 1) as f64;
     let threshold = avg * 1.1;
     if to_start >= threshold {
         to_start = avg / 2.0;
@@ -172,7 +209,7 @@ fn extrapolated_rate(s: &[Sample], range_start: i64, range_end: i64, range_ms: i
     if is_rate {
         factor /= range_ms as f64 / 1000.0;
     }
-    Some(result * factor)
+    result * factor
 }
 
 fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
@@ -953,8 +990,31 @@ fn format_openmetrics_float(v: f64) -> String {
     }
 }
 
-fn range_function(ev: &Evaluator, name: &str, args: &[&Expr]) -> Result<Val, QueryError> {
+/// Prometheus's info annotation for `rate`/`increase` over a metric not named like a counter.
+fn counter_name_info(ev: &Evaluator, out: &[Series]) {
+    for s in out {
+        let Some(metric) = s.labels.metric_name() else { continue };
+        if !["_total", "_sum", "_count", "_bucket"].iter().any(|x| metric.ends_with(x)) {
+            ev.info(format!(
+                "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+            ));
+        }
+    }
+}
+
+fn range_function(ev: &Evaluator, name: &'static str, args: &[&Expr]) -> Result<Val, QueryError> {
     let n = ev.n();
+    if fedwatch_tsdb::downsample::FUNCS.contains(&name)
+        && let Some(Expr::MatrixSelector(ms)) = args.first()
+        && let Some(bw) = ev.select_downsampled(ms, name)?
+    {
+        ev.check_points(bw.series.len())?;
+        let out = crate::downsampled::evaluate(&bw, name)?;
+        if matches!(name, "rate" | "increase") {
+            counter_name_info(ev, &out);
+        }
+        return Ok(Val::Vector(out));
+    }
     // The range vector is the first argument except for quantile_over_time.
     let (w, extra) = match name {
         "quantile_over_time" => (matrix_arg(ev, args[1])?, vec![scalar_arg(ev, args[0])?]),
@@ -975,14 +1035,7 @@ fn range_function(ev: &Evaluator, name: &str, args: &[&Expr]) -> Result<Val, Que
             let (counter, rate) = (name != "delta", name == "rate");
             let out = over_windows(&w, false, |s, _, r| extrapolated_rate(s, r - range, r, range, counter, rate));
             if counter {
-                for s in &out {
-                    let Some(metric) = s.labels.metric_name() else { continue };
-                    if !["_total", "_sum", "_count", "_bucket"].iter().any(|x| metric.ends_with(x)) {
-                        ev.info(format!(
-                            "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                        ));
-                    }
-                }
+                counter_name_info(ev, &out);
             }
             out
         }

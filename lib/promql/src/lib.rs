@@ -18,6 +18,7 @@
 
 mod aggregations;
 mod binary;
+mod downsampled;
 mod engine;
 mod functions;
 mod info;

@@ -305,6 +305,7 @@ pub fn decode_buckets(body: &[u8]) -> Result<Vec<Bucket>, String> {
     }
     let n = cols[0].len();
     let mut out: Vec<Bucket> = Vec::with_capacity(n);
+    #[allow(clippy::needless_range_loop)] // row i of every column
     for i in 0..n {
         let end = cols[0][i].t;
         let int = |c: usize| {
@@ -504,14 +505,14 @@ impl Levels {
 
     /// Deletes level blocks ending at or before `oldest`, where raw data now starts.
     pub fn apply_retention(&self, oldest: i64) -> Result<(), TsdbError> {
-        for li in 0..LEVELS.len() {
+        for (li, level) in LEVELS.iter().enumerate() {
             let gone: Vec<Arc<Block>> = self.sets()[li].iter().filter(|b| b.meta().maxt <= oldest).cloned().collect();
             if gone.is_empty() {
                 continue;
             }
             self.update(li, |set| set.retain(|b| b.meta().maxt > oldest));
             for b in gone {
-                tracing::info!(block = b.name(), level = LEVELS[li].dir, "downsampled block deleted by retention");
+                tracing::info!(block = b.name(), level = level.dir, "downsampled block deleted by retention");
                 crate::db::remove_block_dir(b.dir())?;
                 self.blocks_removed.fetch_add(1, Ordering::Relaxed);
             }
