@@ -327,7 +327,7 @@ impl RuleManager {
         let inner = &self.inner;
         let group_label = [("rule_group", g.name.as_str())];
         let offset = g.query_offset.as_millis() as i64;
-        let mut output: Vec<TimeSeries> = Vec::new();
+        let mut current: HashSet<Labels> = HashSet::new();
         let mut to_send = Vec::new();
         let group_started = std::time::Instant::now();
         for (i, rule) in g.rules.iter_mut().enumerate() {
@@ -352,7 +352,18 @@ impl RuleManager {
                 st.last_error = result.as_ref().err().map(|e| e.to_string());
             }
             match result {
-                Ok(series) => output.extend(series),
+                Ok(series) => {
+                    // Appended at once, so later rules of the group see this rule's output at
+                    // the same timestamp (Prometheus commits per rule; the alert-generator
+                    // spec requires it).
+                    if let Some(app) = &inner.appender
+                        && !series.is_empty()
+                        && let Err(e) = app.append(&series)
+                    {
+                        tracing::warn!(group = %g.name, error = %e, "appending rule results failed");
+                    }
+                    current.extend(series.into_iter().map(|s| s.labels));
+                }
                 Err(e) => {
                     inner
                         .registry
@@ -377,14 +388,7 @@ impl RuleManager {
                 }
             }
         }
-        let current: HashSet<Labels> = output.iter().map(|s| s.labels.clone()).collect();
         let gone: Vec<Labels> = g.previous_series.difference(&current).cloned().collect();
-        if let Some(app) = &inner.appender
-            && !output.is_empty()
-            && let Err(e) = app.append(&output)
-        {
-            tracing::warn!(group = %g.name, error = %e, "appending rule results failed");
-        }
         self.append_stale(gone.iter(), t);
         g.previous_series = current;
         inner
