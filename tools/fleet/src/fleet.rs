@@ -239,6 +239,17 @@ impl Fleet {
         (0..self.args.cells).any(|c| (0..self.args.tenants_per_cell).any(|t| tenant_name(c, t, self.args.tenants_per_cell) == tenant))
     }
 
+    /// One election at start, and one each time a flapping tenant regains its leader.
+    fn leader_changes(&self, tenant: &str) -> f64 {
+        let minutes = (self.elapsed() / 60.0) as u64;
+        let regained = if self.args.flap_tenant.as_deref() == Some(tenant) && minutes >= 3 {
+            (minutes - 3) / 5 + 1
+        } else {
+            0
+        };
+        (1 + regained) as f64
+    }
+
     fn has_leader(&self, tenant: &str) -> bool {
         if self.leaderless.lock().unwrap_or_else(|e| e.into_inner()).contains(tenant) {
             return false;
@@ -250,7 +261,7 @@ impl Fleet {
 }
 
 async fn node_metrics(State(f): State<Arc<Fleet>>, Path((cell, node)): Path<(String, String)>) -> Response {
-    if !f.has_cell(&cell) {
+    if !f.has_cell(&cell) || !(0..f.args.nodes).any(|n| format!("node-{n}") == node) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let mut e = Exposition::new(f.elapsed());
@@ -267,7 +278,7 @@ async fn node_metrics(State(f): State<Arc<Fleet>>, Path((cell, node)): Path<(Str
         "gauge",
         "Memory information field MemAvailable_bytes.",
     );
-    e.gauge("node_memory_MemAvailable_bytes", &[("node", &node)], 30e9, 10e9);
+    e.gauge("node_memory_MemAvailable_bytes", &[], 30e9, 10e9);
     e.family("node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.");
     e.sample(
         "node_filesystem_size_bytes",
@@ -393,13 +404,20 @@ async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): 
                 "counter",
                 "The number of leader changes seen.",
             );
-            e.sample("etcd_server_leader_changes_seen_total", &[], 1.0);
+            e.sample("etcd_server_leader_changes_seen_total", &[], f.leader_changes(&tenant));
             e.family(
                 "etcd_mvcc_db_total_size_in_bytes",
                 "gauge",
                 "Total size of the underlying database physically allocated in bytes.",
             );
             e.gauge("etcd_mvcc_db_total_size_in_bytes", &[], 1.5e9, 1e9);
+            e.family(
+                "etcd_server_quota_backend_bytes",
+                "gauge",
+                "Current backend storage quota size in bytes.",
+            );
+            // etcd's default quota of 8 GiB, which the rule pack measures the database against.
+            e.sample("etcd_server_quota_backend_bytes", &[], 8_589_934_592.0);
             e.family(
                 "etcd_disk_wal_fsync_duration_seconds",
                 "histogram",
