@@ -199,6 +199,10 @@ pub async fn start(tier: Tier, flags: &Flags) -> Result<RunningTier, String> {
     if tier.receives() {
         app = app.merge(fedwatch_wire::write_router(receiver_state(flags, ingest.clone(), &registry)?));
     }
+    // The notifier's Alertmanager API v2 (silences, alerts, status) for amtool and Grafana.
+    if let Some(n) = alerting.as_ref().and_then(|a| a.notifier.clone()) {
+        app = app.merge(fedwatch_rules::notifier::api::router(n));
+    }
     let listener = TcpListener::bind(flags.listen_address)
         .await
         .map_err(|e| format!("listen on {}: {e}", flags.listen_address))?;
@@ -304,7 +308,10 @@ fn start_rules(
         .unwrap_or_else(|| default_external_url(flags.listen_address));
     let notifier = match &flags.notify_config_file {
         Some(path) => {
-            let notifier = Notifier::from_file(path, external_url.clone(), registry.clone()).map_err(|e| e.to_string())?;
+            // Silences, the notification log and held alerts survive restarts under the store.
+            let notifier = Notifier::from_file(path, external_url.clone(), registry.clone())
+                .and_then(|n| n.with_state_dir(&flags.storage_path.join("notifier"), now_ms()))
+                .map_err(|e| e.to_string())?;
             background.push(tokio::spawn(notifier.clone().run()));
             Some(notifier)
         }
