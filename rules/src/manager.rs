@@ -38,7 +38,6 @@ use crate::alerting::{AlertState, AlertingRule};
 use crate::error::Error;
 use crate::notifier::{AlertSender, PostableAlert, now_ms};
 use crate::rulefile::{self, GroupSpec, RuleKind, RuleSpec};
-pub use api::{ApiAlert, ApiRule, ApiRuleGroup};
 
 /// Settings from the server configuration.
 #[derive(Clone, Debug)]
@@ -462,18 +461,6 @@ impl RuleManager {
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
-    }
-
-    /// `(file, group name, interval)` of every loaded group, in evaluation order.
-    pub fn groups(&self) -> Vec<(PathBuf, String, Duration)> {
-        let groups = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        groups
-            .iter()
-            .map(|g| {
-                let g = g.lock().unwrap_or_else(|e| e.into_inner());
-                (g.file.clone(), g.name.clone(), g.interval)
-            })
-            .collect()
     }
 }
 

@@ -354,10 +354,8 @@ impl FileCtx<'_> {
                 .rule_groups()
                 .into_iter()
                 .flat_map(|grp| grp.rules)
-                .filter_map(|r| {
-                    r.last_error
-                        .map(|e| format!("    rule: {}, time: {}, err: {e}", r.name, fmt_ms(ts - mint)))
-                })
+                .filter(|r| !r.last_error.is_empty())
+                .map(|r| format!("    rule: {}, time: {}, err: {}", r.name(), fmt_ms(ts - mint), r.last_error))
                 .collect();
             if !eval_errs.is_empty() {
                 errs.extend(eval_errs);

@@ -122,6 +122,16 @@ pub struct RuleInfo {
     pub evaluation_time: Duration,
 }
 
+impl RuleInfo {
+    /// The alert name or the recorded metric name.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RuleKind::Alerting(a) => &a.name,
+            RuleKind::Recording(r) => &r.name,
+        }
+    }
+}
+
 /// The two kinds of rule.
 #[derive(Clone, Debug)]
 pub enum RuleKind {

@@ -30,7 +30,7 @@ use fedwatch_wire::{ForwarderConfig, HaConfig, HaTracker, IngestBudget, IngestLi
 use tokio::net::TcpListener;
 
 use crate::reload::{Reloader, reload_on_sighup};
-use crate::sources::{Rules, ScrapeTargets};
+use crate::sources::ScrapeTargets;
 use crate::{Flags, Tier};
 
 /// How long shutdown waits for forwarders to send what they hold.
@@ -192,7 +192,7 @@ pub async fn start(tier: Tier, flags: &Flags) -> Result<RunningTier, String> {
         });
     background.push(tokio::spawn(reload_on_sighup(reloader)));
     if let Some(a) = &alerting {
-        api_state = api_state.with_rules(Arc::new(Rules(a.rules.clone())));
+        api_state = api_state.with_rules(Arc::new(a.rules.clone()));
     }
     let api = fedwatch_server::router(api_state);
     let mut app: Router = api;

@@ -189,7 +189,7 @@ fn reload_keeps_state_and_rejects_bad_files() {
         err.contains("b.rules.yml:5:") && err.contains("could not parse expression"),
         "{err}"
     );
-    assert_eq!(m.groups().len(), 1);
+    assert_eq!(m.rule_groups().len(), 1);
     std::fs::remove_file(bad).unwrap();
     m.reload(&[format!("{}/*.rules.yml", dir.path().display())]).unwrap();
     assert_eq!(m.active_alerts().len(), 1);
@@ -240,4 +240,38 @@ fn for_state_survives_a_restart() {
             (35, AlertState::Firing, 5)
         ]
     );
+}
+
+#[test]
+fn rule_groups_show_each_rule_with_its_state() {
+    use fedwatch_server::sources::{AlertStateInfo, RuleKind};
+    const S: i64 = 1000;
+    let (_dir, m, store, _sent) = setup(RULES);
+    let before = &m.rule_groups()[0];
+    assert_eq!(
+        (before.name.as_str(), before.interval, before.rules.len()),
+        ("g", Duration::from_secs(10), 2)
+    );
+    assert_eq!(before.rules[0].last_evaluation_ms, 0, "never evaluated: health unknown");
+    up(&store, 10 * S, 0.0);
+    m.eval_all_at(10 * S);
+    let g = &m.rule_groups()[0];
+    assert_eq!(g.last_evaluation_ms, 10 * S);
+    let RuleKind::Recording(rec) = &g.rules[0].kind else {
+        panic!("{:?}", g.rules[0])
+    };
+    assert_eq!((rec.name.as_str(), rec.query.as_str()), ("job:up:sum", "up * 2"));
+    assert_eq!(rec.labels.get("kind"), Some("recorded"));
+    let RuleKind::Alerting(alert) = &g.rules[1].kind else {
+        panic!("{:?}", g.rules[1])
+    };
+    assert_eq!((alert.name.as_str(), alert.duration), ("Down", Duration::from_secs(20)));
+    assert_eq!(
+        alert.annotations.get("summary").map(String::as_str),
+        Some("{{ $labels.instance }} down")
+    );
+    assert_eq!(alert.alerts.len(), 1);
+    assert_eq!(alert.alerts[0].state, AlertStateInfo::Pending);
+    assert_eq!(alert.alerts[0].annotations.get("summary").map(String::as_str), Some("a down"));
+    assert!(g.rules.iter().all(|r| r.last_error.is_empty() && r.last_evaluation_ms == 10 * S));
 }

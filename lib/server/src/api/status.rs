@@ -274,13 +274,6 @@ fn rule_json(r: &RuleInfo) -> Value {
     v
 }
 
-fn rule_name(r: &RuleInfo) -> &str {
-    match &r.kind {
-        RuleKind::Alerting(a) => &a.name,
-        RuleKind::Recording(r) => &r.name,
-    }
-}
-
 /// `/api/v1/rules` with the `type`, `rule_name[]`, `rule_group[]` and `file[]` filters.
 pub(super) async fn rules(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::from_request(q.as_deref(), None);
@@ -310,7 +303,7 @@ pub(super) async fn rules(State(st): State<ApiState>, RawQuery(q): RawQuery) -> 
                 RuleKind::Alerting(_) => want_alerting,
                 RuleKind::Recording(_) => want_recording,
             })
-            .filter(|r| names.is_empty() || names.iter().any(|n| n == rule_name(r)))
+            .filter(|r| names.is_empty() || names.iter().any(|n| n == r.name()))
             .map(rule_json)
             .collect();
         // Filtering by rule leaves out groups that no longer hold any.
