@@ -215,3 +215,178 @@ async fn a_failing_integration_does_not_stop_the_others_of_its_receiver() {
     );
     assert!(!m.contains("fedwatch_notifications_failed_total{integration=\"webhook\""), "{m}");
 }
+
+fn labelled(pairs: &[(&str, &str)], starts: i64, ends: i64) -> PostableAlert {
+    PostableAlert {
+        labels: Labels::from_pairs(pairs.iter().copied()),
+        annotations: BTreeMap::new(),
+        starts_at: starts,
+        ends_at: ends,
+        generator_url: String::new(),
+    }
+}
+
+fn equality(name: &str, value: &str) -> silence::SilenceMatcher {
+    silence::SilenceMatcher {
+        name: name.into(),
+        value: value.into(),
+        is_regex: false,
+        is_equal: true,
+    }
+}
+
+fn silence_of(matchers: Vec<silence::SilenceMatcher>, starts: i64, ends: i64) -> Silence {
+    Silence {
+        id: String::new(),
+        matchers,
+        starts_at: starts,
+        ends_at: ends,
+        updated_at: 0,
+        created_by: "test".into(),
+        comment: "test".into(),
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// Inhibited and silenced alerts are left out of notifications and show as suppressed;
+/// once the source resolves or the silence expires they are notified.
+#[tokio::test]
+async fn muted_alerts_are_not_notified_until_unmuted() {
+    let (url, mut rx) = receiver(vec![]).await;
+    let yaml = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1m\n\
+         inhibit_rules:\n- source_matchers: [severity=critical]\n  target_matchers: [severity=warning]\n  equal: [cluster]\n\
+         receivers:\n- name: hook\n  webhook_configs:\n  - url: {url}\n"
+    );
+    let (n, _) = crate::test_support::notifier(&yaml);
+    let far = T0 + 24 * 3600 * S;
+    let critical = labelled(&[("alertname", "Down"), ("severity", "critical"), ("cluster", "c")], T0, far);
+    let warning = labelled(&[("alertname", "Slow"), ("severity", "warning"), ("cluster", "c")], T0, far);
+    let other_cluster = labelled(&[("alertname", "Slow"), ("severity", "warning"), ("cluster", "d")], T0, far);
+    let silenced = labelled(&[("alertname", "Noisy")], T0, far);
+    let sid = n
+        .set_silence(silence_of(vec![equality("alertname", "Noisy")], T0, T0 + 5 * 60 * S), T0)
+        .unwrap();
+    n.receive(vec![critical.clone(), warning.clone(), other_cluster, silenced], T0);
+    flush(&n, T0).await;
+    let mut got = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        got.push(p);
+    }
+    got.sort_by_key(|p| p["groupLabels"]["alertname"].as_str().unwrap().to_string());
+    assert_eq!(got.len(), 2, "Down, and Slow for cluster d only: {got:?}");
+    assert_eq!(got[0]["groupLabels"]["alertname"], "Down");
+    assert_eq!(got[1]["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(got[1]["alerts"][0]["labels"]["cluster"], "d");
+
+    let views = n.alerts(T0);
+    let state_of = |name: &str, cluster: Option<&str>| {
+        views
+            .iter()
+            .find(|a| a.labels.get("alertname") == Some(name) && a.labels.get("cluster") == cluster)
+            .map(|a| (a.state(), a.silenced_by.clone(), a.inhibited_by.len()))
+            .unwrap()
+    };
+    assert_eq!(state_of("Down", Some("c")), ("active", vec![], 0));
+    assert_eq!(state_of("Slow", Some("c")), ("suppressed", vec![], 1));
+    assert_eq!(state_of("Slow", Some("d")), ("active", vec![], 0));
+    assert_eq!(state_of("Noisy", None), ("suppressed", vec![sid.clone()], 0));
+
+    // The source resolves: the inhibited alert is announced at the next group_interval.
+    n.receive(
+        vec![labelled(
+            &[("alertname", "Down"), ("severity", "critical"), ("cluster", "c")],
+            T0,
+            T0 + 30 * S,
+        )],
+        T0 + 30 * S,
+    );
+    flush(&n, T0 + 60 * S).await;
+    let mut got = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        got.push(p);
+    }
+    let slow = got.iter().find(|p| p["groupLabels"]["alertname"] == "Slow").expect("Slow notified");
+    assert_eq!(slow["notification_reason"], "new alerts added");
+    assert_eq!(slow["alerts"].as_array().unwrap().len(), 2);
+    assert!(!got.iter().any(|p| p["groupLabels"]["alertname"] == "Noisy"), "still silenced");
+
+    // Expiring the silence lets the silenced alert through at its group's next flush.
+    n.expire_silence(&sid, T0 + 90 * S).unwrap();
+    flush(&n, T0 + 120 * S).await;
+    let p = recv(&mut rx).await;
+    assert_eq!(p["groupLabels"]["alertname"], "Noisy");
+    assert_eq!(p["notification_reason"], "first notification");
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fedwatch-notifier-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn with_state(url: &str, dir: &Path, now: i64) -> Notifier {
+    let src = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 1m\n  repeat_interval: 4h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {url}\n"
+    );
+    let config = config::parse(Path::new("am.yml"), &src).unwrap();
+    Notifier::new(config, "http://fw:9090", Registry::new())
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        })
+        .with_state_dir(dir, now)
+        .unwrap()
+}
+
+/// Alertmanager issues 627 and 2370: a restart repeats nothing, and an alert that resolved
+/// while the notifier was down still gets its resolved notification.
+#[tokio::test]
+async fn restarts_repeat_nothing_and_still_announce_resolutions() {
+    let (url, mut rx) = receiver(vec![]).await;
+    let dir = scratch("restart");
+    // endsAt as the rule manager sends it: 4 minutes ahead, refreshed while firing.
+    let firing = |t: i64| alert("Down", "a", T0 - 60 * S, t + 240 * S);
+
+    let n = with_state(&url, &dir, T0);
+    let sid = n
+        .set_silence(silence_of(vec![equality("alertname", "Other")], T0, T0 + 3600 * S), T0)
+        .unwrap();
+    n.receive(vec![firing(T0)], T0);
+    flush(&n, T0).await;
+    assert_eq!(recv(&mut rx).await["notification_reason"], "first notification");
+    n.persist(T0);
+    drop(n);
+
+    // Restart a minute later; the rule manager re-sends the alert. Nothing is repeated.
+    let n = with_state(&url, &dir, T0 + 60 * S);
+    assert_eq!(n.silence(&sid).unwrap().comment, "test", "silences survive");
+    assert_eq!(n.groups().len(), 1, "the held alert is restored");
+    flush(&n, T0 + 60 * S).await;
+    n.receive(vec![firing(T0 + 61 * S)], T0 + 61 * S);
+    flush(&n, T0 + 120 * S).await;
+    assert!(rx.try_recv().is_err(), "no repeat after a restart");
+    n.persist(T0 + 120 * S);
+    drop(n);
+
+    // Down for ten minutes while the alert stopped firing: its endsAt passed unrefreshed.
+    let n = with_state(&url, &dir, T0 + 720 * S);
+    flush(&n, T0 + 720 * S).await;
+    let p = recv(&mut rx).await;
+    assert_eq!(p["status"], "resolved");
+    assert_eq!(p["notification_reason"], "all alerts resolved");
+    assert_eq!(p["alerts"][0]["labels"]["alertname"], "Down");
+    assert!(n.groups().is_empty(), "the resolved alert is done with");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_state_files_are_set_aside() {
+    let dir = scratch("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(persist::SILENCES), b"garbage").unwrap();
+    let n = with_state("http://127.0.0.1:1/hook", &dir, T0);
+    assert!(n.silences().is_empty());
+    assert!(dir.join("silences.json.corrupt").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
