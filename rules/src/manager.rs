@@ -117,7 +117,8 @@ struct Group {
     query_offset: Duration,
     limit: usize,
     rules: Vec<Rule>,
-    previous_series: HashSet<Labels>,
+    /// Series each rule (by index) produced at the last evaluation.
+    previous_series: HashMap<Labels, usize>,
 }
 
 /// Evaluates rule groups; cheap to clone.
@@ -219,7 +220,7 @@ impl RuleManager {
         let now = now_ms();
         for (_, old) in old_by_key {
             let old = old.lock().unwrap_or_else(|e| e.into_inner());
-            self.append_stale(old.previous_series.iter(), now);
+            self.append_stale(old.previous_series.keys(), now);
         }
         let groups: Vec<_> = new_groups.into_iter().map(|g| Arc::new(Mutex::new(g))).collect();
         *self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()) = groups;
@@ -243,7 +244,7 @@ impl RuleManager {
             last_eval_ms: 0,
             eval_seconds: 0.0,
             rules,
-            previous_series: HashSet::new(),
+            previous_series: HashMap::new(),
         }
     }
 
@@ -326,7 +327,8 @@ impl RuleManager {
         let inner = &self.inner;
         let group_label = [("rule_group", g.name.as_str())];
         let offset = g.query_offset.as_millis() as i64;
-        let mut current: HashSet<Labels> = HashSet::new();
+        let mut current: HashMap<Labels, usize> = HashMap::new();
+        let mut succeeded: HashSet<usize> = HashSet::new();
         let mut to_send = Vec::new();
         let group_started = std::time::Instant::now();
         for (i, rule) in g.rules.iter_mut().enumerate() {
@@ -361,7 +363,18 @@ impl RuleManager {
                     {
                         tracing::warn!(group = %g.name, error = %e, "appending rule results failed");
                     }
-                    current.extend(series.into_iter().map(|s| s.labels));
+                    let produced: HashSet<&Labels> = series.iter().map(|s| &s.labels).collect();
+                    // This rule's series that ended get their staleness marker now too, so a
+                    // later rule reading them (e.g. `ALERTS`) sees them end in this evaluation.
+                    let ended: Vec<&Labels> = g
+                        .previous_series
+                        .iter()
+                        .filter(|(l, r)| **r == i && !produced.contains(l))
+                        .map(|(l, _)| l)
+                        .collect();
+                    self.append_stale(ended.into_iter(), t);
+                    current.extend(series.into_iter().map(|s| (s.labels, i)));
+                    succeeded.insert(i);
                 }
                 Err(e) => {
                     inner
@@ -387,7 +400,13 @@ impl RuleManager {
                 }
             }
         }
-        let gone: Vec<Labels> = g.previous_series.difference(&current).cloned().collect();
+        // Series of rules that failed this time (or moved in a reload) end here.
+        let gone: Vec<Labels> = g
+            .previous_series
+            .iter()
+            .filter(|(l, r)| !current.contains_key(*l) && !succeeded.contains(*r))
+            .map(|(l, _)| l.clone())
+            .collect();
         self.append_stale(gone.iter(), t);
         g.previous_series = current;
         inner
