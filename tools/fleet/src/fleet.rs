@@ -193,7 +193,7 @@ impl Exposition {
     /// A gauge wandering around `base` by up to `spread`.
     fn gauge(&mut self, name: &str, labels: &[(&str, &str)], base: f64, spread: f64) {
         let r = unit_hash(name, labels);
-        let v = base + spread * (2.0 * r - 1.0) * (0.5 + 0.5 * (self.elapsed / 60.0 + r * 6.28).sin());
+        let v = base + spread * (2.0 * r - 1.0) * (0.5 + 0.5 * (self.elapsed / 60.0 + r * std::f64::consts::TAU).sin());
         self.sample(name, labels, (v * 1000.0).round() / 1000.0);
     }
 
