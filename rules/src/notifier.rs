@@ -332,6 +332,7 @@ impl Notifier {
         let firing = firing_alerts(&state.groups, now_ms, !config.inhibit_rules.is_empty());
         let firing_refs: Vec<(u64, &Labels)> = firing.iter().map(|(fp, l)| (*fp, l)).collect();
         let mut empty = Vec::new();
+        let mut changed = false;
         for (key, g) in state.groups.iter_mut() {
             if g.in_flight || g.next_flush > now_ms {
                 continue;
@@ -365,6 +366,7 @@ impl Notifier {
                 // Nothing to say; resolved alerts are done with, as after a delivery.
                 for (fp, _) in resolved_versions {
                     g.alerts.remove(&fp);
+                    changed = true;
                 }
                 if g.alerts.is_empty() {
                     empty.push(key.clone());
@@ -424,10 +426,12 @@ impl Notifier {
                     .await;
             }));
         }
+        if changed || !empty.is_empty() {
+            state.alerts_dirty = true;
+        }
         for key in empty {
             state.groups.remove(&key);
         }
-        state.alerts_dirty = true;
         handles
     }
 

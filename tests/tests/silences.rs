@@ -85,7 +85,8 @@ const RULES: &str = "groups:\n  - name: demo\n    interval: 1s\n    rules:\n    
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amtool_silences_an_alert_and_the_silence_survives_a_restart() {
-    let amtool_bin = system_binary("amtool").expect("amtool (Debian package prometheus-alertmanager) is not installed: run scripts/install-deps");
+    let amtool_bin =
+        system_binary("amtool").expect("amtool (Debian package prometheus-alertmanager) is not installed: run scripts/install-deps");
     let scratch = Scratch::new("silences");
     let client = reqwest::Client::new();
     let (hook_port, payloads) = webhook_receiver().await;
@@ -113,7 +114,10 @@ async fn amtool_silences_an_alert_and_the_silence_survives_a_restart() {
     let id = id.trim().to_string();
     assert_eq!(id.len(), 36, "amtool prints the new silence's id: {id:?}");
     let listed = amtool(&amtool_bin, port, &["silence", "query"]);
-    assert!(listed.contains(&id) && listed.contains("alertname=\"Quiet\"") && listed.contains("test"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("alertname=\"Quiet\"") && listed.contains("test"),
+        "{listed}"
+    );
 
     scratch.write("rules/demo.yml", RULES);
     let r = client.post(format!("http://127.0.0.1:{port}/-/reload")).send().await.unwrap();
@@ -129,10 +133,16 @@ async fn amtool_silences_an_alert_and_the_silence_survives_a_restart() {
     .await;
     assert_eq!(
         states,
-        vec![("Loud".to_string(), "active".to_string()), ("Quiet".to_string(), "suppressed".to_string())]
+        vec![
+            ("Loud".to_string(), "active".to_string()),
+            ("Quiet".to_string(), "suppressed".to_string())
+        ]
     );
     let active = amtool(&amtool_bin, port, &["alert", "query"]);
-    assert!(active.contains("Loud") && !active.contains("Quiet"), "amtool alert query shows active alerts only:\n{active}");
+    assert!(
+        active.contains("Loud") && !active.contains("Quiet"),
+        "amtool alert query shows active alerts only:\n{active}"
+    );
     let silenced = amtool(&amtool_bin, port, &["alert", "query", "--silenced", "-o", "json"]);
     let silenced: Value = serde_json::from_str(&silenced).expect("amtool JSON output");
     let quiet = silenced
