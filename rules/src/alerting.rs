@@ -161,25 +161,24 @@ impl AlertingRule {
             Value::String { .. } => return Err(QueryError::Execution("alerting rule expression returned a string".into())),
         };
         let mut seen: HashMap<u64, (Labels, BTreeMap<String, String>, f64)> = HashMap::new();
+        // `query` in a template runs at the evaluation time, as in Prometheus.
+        let query = |q: &str| template_query(engine, q, t);
         for (series, value) in result {
-            let series = series.without_metric_name();
+            // Templates see the result's labels as returned, `__name__` included.
             let data = TemplateData {
                 labels: &series,
                 value,
                 external_labels: &self.external_labels,
                 external_url: &self.external_url,
             };
-            let mut b = series.builder();
+            let expand = |text: &str| template::expand_alert(&self.name, text, &data, t, Some(&query));
+            let mut b = series.without_metric_name().builder();
             for (k, v) in &self.labels {
-                b.set(k.clone(), expand_or_error(v, &data));
+                b.set(k.clone(), expand(v));
             }
             b.set("alertname", self.name.clone());
             let labels = b.build();
-            let annotations = self
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), expand_or_error(v, &data)))
-                .collect();
+            let annotations = self.annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
             let fp = labels.fingerprint();
             if seen.insert(fp, (labels, annotations, value)).is_some() {
                 return Err(QueryError::Execution(
@@ -343,8 +342,17 @@ impl AlertingRule {
     }
 }
 
-fn expand_or_error(text: &str, data: &TemplateData<'_>) -> String {
-    template::expand(text, data).unwrap_or_else(|e| format!("<error expanding template: {e}>"))
+/// A template's `query`: Prometheus's `EngineQueryFunc`, a scalar as a one-sample vector.
+fn template_query(engine: &Engine, q: &str, t: i64) -> Result<Vec<template::QuerySample>, String> {
+    let sample = |labels: &Labels, value: f64| template::QuerySample {
+        labels: labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
+        value,
+    };
+    match engine.instant_query(q, t).map_err(|e| e.to_string())? {
+        Value::Vector(v) => Ok(v.iter().map(|s| sample(&s.labels, s.sample.v)).collect()),
+        Value::Scalar(s) => Ok(vec![sample(&Labels::default(), s.v)]),
+        Value::String { .. } => Err("rule result is not a vector or scalar".into()),
+    }
 }
 
 /// `ALERTS_FOR_STATE{<alert labels>}` = `activeAt` in whole seconds, read back by
