@@ -16,18 +16,7 @@ use crate::QueryError;
 use crate::engine::{Evaluator, Series, Val, exec};
 use crate::functions::go_float;
 
-/// Neumaier's improvement of Kahan summation, as Prometheus's `kahansum.Inc`.
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use fedwatch_tsdb::downsample::kahan_inc;
 
 /// Prometheus's `quantile`: linear interpolation between the closest ranks, NaN sorted first.
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
@@ -77,17 +66,6 @@ fn grouping_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
         }
     }
     b.build()
-}
-
-/// Formats a float as Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
-pub(crate) fn format_plain(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        format!("{v}")
-    }
 }
 
 pub(crate) fn aggregate(ev: &Evaluator, agg: &AggregateExpr) -> Result<Val, QueryError> {
@@ -166,7 +144,7 @@ pub(crate) fn aggregate(ev: &Evaluator, agg: &AggregateExpr) -> Result<Val, Quer
                 for (s, &g) in input.iter().zip(&group_of) {
                     let Some(v) = s.values[k] else { continue };
                     let mut b = group_labels[g].builder();
-                    b.set(label.clone(), format_plain(v));
+                    b.set(label.clone(), fedwatch_model::format_go_float(v, 'f'));
                     let l = b.build();
                     match pos.get(&l) {
                         Some(&i) => counts[i].1 += 1.0,

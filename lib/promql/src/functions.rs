@@ -982,7 +982,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
 
 /// Go's `labels.FormatOpenMetricsFloat`: integers keep a `.0`.
 fn format_openmetrics_float(v: f64) -> String {
-    let s = crate::aggregations::format_plain(v);
+    let s = fedwatch_model::format_go_float(v, 'f');
     if v.is_finite() && !s.contains(['.', 'e']) {
         format!("{s}.0")
     } else {

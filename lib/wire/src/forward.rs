@@ -505,6 +505,7 @@ enum Attempt {
 }
 
 /// Logs one line per [`LOG_EVERY`] at most, saying how many were held back.
+#[derive(Default)]
 struct RateLimitedLog {
     last: Option<Instant>,
     suppressed: u64,
@@ -530,11 +531,60 @@ impl RateLimitedLog {
     }
 }
 
+/// Where one request goes and what counts it; both forwarders send through [`post_until_done`].
+struct Endpoint<'a> {
+    client: &'a reqwest::Client,
+    url: &'a reqwest::Url,
+    display_url: &'a str,
+    cfg: &'a ForwarderConfig,
+    metrics: &'a Metrics,
+}
+
+/// A sender's rate-limited log lines: batches refused for good, and retries.
+#[derive(Default)]
+struct SendLogs {
+    give_up: RateLimitedLog,
+    retry: RateLimitedLog,
+}
+
+/// Posts one request of `n` samples until it is delivered or refused for good, backing off
+/// exponentially (or as long as a 429/503's `Retry-After` asks); false when `stop` fired
+/// first, with the request not delivered.
+async fn post_until_done(to: &Endpoint<'_>, body: Bytes, n: usize, logs: &mut SendLogs, stop: &mut watch::Receiver<bool>) -> bool {
+    let mut backoff = to.cfg.min_backoff;
+    loop {
+        match send_once(to.client, to.url, body.clone()).await {
+            Attempt::Delivered => {
+                to.metrics.sent.add(n as u64);
+                return true;
+            }
+            Attempt::GiveUp { why } => {
+                to.metrics.failed.add(n as u64);
+                if let Some(suppressed) = logs.give_up.should_log() {
+                    tracing::warn!(url = %to.display_url, samples = n, suppressed, "upstream refused a batch, dropping it: {why}");
+                }
+                return true;
+            }
+            Attempt::Retry { after, why } => {
+                if let Some(suppressed) = logs.retry.should_log() {
+                    tracing::warn!(url = %to.display_url, samples = n, suppressed, "sending failed, will retry: {why}");
+                }
+                let wait = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
+                backoff = (backoff * 2).min(to.cfg.max_backoff);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|v| *v) => return false,
+                }
+                to.metrics.retried.add(n as u64);
+            }
+        }
+    }
+}
+
 async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let max = s.cfg.max_samples_per_send;
     let mut batch_due: Option<Instant> = None;
-    let mut give_up_log = RateLimitedLog::new();
-    let mut retry_log = RateLimitedLog::new();
+    let mut logs = SendLogs::default();
     loop {
         if *stop.borrow() {
             return;
@@ -566,34 +616,16 @@ async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let batch = s.queue.peek(max);
         let n: usize = batch.iter().map(|ts| ts.samples.len()).sum();
         let body = Bytes::from(encode_write_request(&batch));
-        let mut backoff = s.cfg.min_backoff;
-        loop {
-            match send_once(&s.client, &s.url, body.clone()).await {
-                Attempt::Delivered => {
-                    s.metrics.sent.add(n as u64);
-                    break;
-                }
-                Attempt::GiveUp { why } => {
-                    s.metrics.failed.add(n as u64);
-                    if let Some(suppressed) = give_up_log.should_log() {
-                        tracing::warn!(url = %s.display_url, samples = n, suppressed, "upstream refused a batch, dropping it: {why}");
-                    }
-                    break;
-                }
-                Attempt::Retry { after, why } => {
-                    if let Some(suppressed) = retry_log.should_log() {
-                        tracing::warn!(url = %s.display_url, samples = n, suppressed, "sending failed, will retry: {why}");
-                    }
-                    let wait = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
-                    backoff = (backoff * 2).min(s.cfg.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        // Stopping abandons the batch; it is still queued and counted as dropped.
-                        _ = stop.wait_for(|v| *v) => return,
-                    }
-                    s.metrics.retried.add(n as u64);
-                }
-            }
+        let to = Endpoint {
+            client: &s.client,
+            url: &s.url,
+            display_url: &s.display_url,
+            cfg: &s.cfg,
+            metrics: &s.metrics,
+        };
+        if !post_until_done(&to, body, n, &mut logs, &mut stop).await {
+            // Stopping abandons the batch; it is still queued and counted as dropped.
+            return;
         }
         s.queue.ack(n);
         s.metrics.pending.set(s.queue.pending_samples() as f64);

@@ -8,6 +8,7 @@
 
 use std::time::UNIX_EPOCH;
 
+use fedwatch_model::format_go_float;
 use promql_parser::label::Matchers;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, BinModifier, Expr, LabelModifier, Offset, VectorMatchCardinality, VectorSelector};
@@ -71,7 +72,7 @@ pub(crate) fn translate(expr: &Expr) -> Value {
             "timestamp": timestamp(s.at.as_ref()),
             "startOrEnd": start_or_end(s.at.as_ref()),
         }),
-        Expr::NumberLiteral(n) => json!({ "type": "numberLiteral", "val": go_float(n.val) }),
+        Expr::NumberLiteral(n) => json!({ "type": "numberLiteral", "val": format_go_float(n.val, 'f') }),
         Expr::Paren(p) => json!({ "type": "parenExpr", "expr": translate(&p.expr) }),
         Expr::StringLiteral(s) => json!({ "type": "stringLiteral", "val": s.val }),
         // promql-parser folds unary plus away; what is left is negation.
@@ -159,16 +160,5 @@ fn start_or_end(at: Option<&AtModifier>) -> Value {
         Some(AtModifier::Start) => json!("start"),
         Some(AtModifier::End) => json!("end"),
         _ => Value::Null,
-    }
-}
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits, never an exponent.
-fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        format!("{v}")
     }
 }

@@ -66,7 +66,9 @@ use fedwatch_tsdb::wal::{WalHold, WalPosition, WalTailer, list_segments, segment
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Attempt, ForwarderConfig, ForwarderError, Metrics, Prepared, RateLimitedLog, send_once, with_external_labels};
+use super::{
+    Endpoint, ForwarderConfig, ForwarderError, Metrics, Prepared, RateLimitedLog, SendLogs, post_until_done, with_external_labels,
+};
 use crate::codec::encode_write_request;
 
 /// Where a WAL-tailing forwarder keeps its state and how far it may fall behind.
@@ -466,39 +468,19 @@ async fn deliver(s: &Arc<Tail>, window: Vec<(SeriesRef, Labels, Sample)>, stop: 
 /// Sends one shard's series in requests of at most `max_samples_per_send`, retrying each
 /// until it is delivered or refused for good; false when stopped first.
 async fn send_shard(s: &Tail, series: Vec<TimeSeries>, mut stop: watch::Receiver<bool>) -> bool {
-    let max = s.cfg.max_samples_per_send;
-    let mut give_up_log = RateLimitedLog::new();
-    let mut retry_log = RateLimitedLog::new();
-    for request in split(series, max) {
+    let mut logs = SendLogs::default();
+    let to = Endpoint {
+        client: &s.client,
+        url: &s.url,
+        display_url: &s.display_url,
+        cfg: &s.cfg,
+        metrics: &s.metrics,
+    };
+    for request in split(series, s.cfg.max_samples_per_send) {
         let n: usize = request.iter().map(|ts| ts.samples.len()).sum();
         let body = Bytes::from(encode_write_request(&request));
-        let mut backoff = s.cfg.min_backoff;
-        loop {
-            match send_once(&s.client, &s.url, body.clone()).await {
-                Attempt::Delivered => {
-                    s.metrics.sent.add(n as u64);
-                    break;
-                }
-                Attempt::GiveUp { why } => {
-                    s.metrics.failed.add(n as u64);
-                    if let Some(suppressed) = give_up_log.should_log() {
-                        tracing::warn!(url = %s.display_url, samples = n, suppressed, "upstream refused a batch, dropping it: {why}");
-                    }
-                    break;
-                }
-                Attempt::Retry { after, why } => {
-                    if let Some(suppressed) = retry_log.should_log() {
-                        tracing::warn!(url = %s.display_url, samples = n, suppressed, "sending failed, will retry: {why}");
-                    }
-                    let wait = after.map(|a| a.min(super::MAX_RETRY_AFTER)).unwrap_or(backoff);
-                    backoff = (backoff * 2).min(s.cfg.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.wait_for(|v| *v) => return false,
-                    }
-                    s.metrics.retried.add(n as u64);
-                }
-            }
+        if !post_until_done(&to, body, n, &mut logs, &mut stop).await {
+            return false;
         }
     }
     true
