@@ -24,6 +24,10 @@ pub struct Flags {
     /// B, KB, MB, GB, TB, PB, EB are powers of 1024 as in Prometheus).
     #[arg(long = "storage.tsdb.retention.size", value_parser = parse_bytes)]
     pub retention_size: Option<u64>,
+    /// Build the 5m and 1h downsampled levels that aligned long-range queries read
+    /// (`true`/`false`; default: on for cascade and central, off for edge).
+    #[arg(long = "storage.tsdb.downsample")]
+    pub downsample: Option<bool>,
     /// Address to listen on for the API, remote_write and /metrics.
     #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
     pub listen_address: SocketAddr,

@@ -102,10 +102,12 @@ pub(crate) fn load_config(path: &Path) -> Result<(Config, String), String> {
 }
 
 /// Opens the local store (replaying its WAL) under `--storage.path`.
-fn open_store(flags: &Flags) -> Result<Arc<Db>, String> {
+fn open_store(tier: Tier, flags: &Flags) -> Result<Arc<Db>, String> {
     let options = DbOptions {
         retention: Some(flags.retention_time.0),
         retention_size: flags.retention_size,
+        // Long-range dashboards query the upper tiers; an edge keeps raw data only.
+        downsample: flags.downsample.unwrap_or(!matches!(tier, Tier::Edge)),
         ..DbOptions::default()
     };
     let started = std::time::Instant::now();
@@ -129,7 +131,7 @@ pub async fn start(tier: Tier, flags: &Flags) -> Result<RunningTier, String> {
             &[("version", env!("CARGO_PKG_VERSION")), ("tier", tier.name())],
         )
         .set(1.0);
-    let store = open_store(flags)?;
+    let store = open_store(tier, flags)?;
 
     let ext = external_labels(&cfg);
     let mut forwarders = Vec::new();

@@ -440,6 +440,52 @@ impl Db {
             let c = registry.counter(name, help, &[]);
             c.add(v.saturating_sub(c.get()));
         }
+        if self.shared.downsampled.is_some() {
+            let ds = self.downsample_stats();
+            registry
+                .gauge("fedwatch_tsdb_downsampled_blocks", "Blocks of the downsampled levels on disk.", &[])
+                .set(ds.blocks as f64);
+            registry
+                .gauge("fedwatch_tsdb_downsampled_bytes", "Bytes of the downsampled levels on disk.", &[])
+                .set(ds.bytes as f64);
+            let selects = "Selects answered from a downsampled level instead of raw samples.";
+            let ds_counters: [(&str, &str, &[(&str, &str)], u64); 5] = [
+                (
+                    "fedwatch_tsdb_downsampled_blocks_written_total",
+                    "Downsampled blocks built.",
+                    &[],
+                    ds.blocks_written,
+                ),
+                (
+                    "fedwatch_tsdb_downsampled_blocks_removed_total",
+                    "Downsampled blocks deleted by retention.",
+                    &[],
+                    ds.blocks_removed,
+                ),
+                (
+                    "fedwatch_tsdb_downsampled_blocks_quarantined_total",
+                    "Corrupt downsampled blocks moved aside.",
+                    &[],
+                    ds.blocks_quarantined,
+                ),
+                (
+                    "fedwatch_tsdb_downsampled_selects_total",
+                    selects,
+                    &[("resolution", "5m")],
+                    ds.selects_5m,
+                ),
+                (
+                    "fedwatch_tsdb_downsampled_selects_total",
+                    selects,
+                    &[("resolution", "1h")],
+                    ds.selects_1h,
+                ),
+            ];
+            for (name, help, labels, v) in ds_counters {
+                let c = registry.counter(name, help, labels);
+                c.add(v.saturating_sub(c.get()));
+            }
+        }
         let rejected = "Samples or batches the store refused, by reason.";
         type CounterRow<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u64);
         let counters: [CounterRow; 14] = [
