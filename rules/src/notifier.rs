@@ -27,15 +27,20 @@
 //! Time is milliseconds since the epoch and passed into [`Notifier::receive`] and
 //! [`Notifier::flush_due`], so tests drive the clock; [`Notifier::run`] uses the wall clock.
 //!
+//! With peers ([`Notifier::with_cluster`]) two centrals with the same config form an HA
+//! pair that sends each notification once, sharing the notification log and silences over
+//! HTTP; see [`cluster`] for the design and its timing assumptions.
+//!
 //! Integrations (webhook, email, SMS, DingTalk) share one shape, see [`integration`]; the
 //! [`alertmanager`] module is the other way out, an [`AlertSender`] that forwards to external
 //! Alertmanagers as Prometheus does.
 //!
-//! Not yet: templated webhook URLs and payloads, time intervals, HA peers, receivers other
+//! Not yet: templated webhook URLs and payloads, time intervals, receivers other
 //! than those above (accepted in the config and reported as warnings).
 
 pub mod alertmanager;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod dingtalk;
 pub mod email;
@@ -58,9 +63,10 @@ use fedwatch_model::selfmetrics::Registry;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use cluster::{Claim, Cluster, ClusterConfig, Decision, MergeStats, WireClaim, WireKey, WireState};
 use config::AlertmanagerConfig;
 use integration::{DeliveryCounters, Integration, Notification, SendContext};
-use nflog::{LogEntry, LogKey, NotificationLog};
+use nflog::{LogEntry, LogKey, NotificationLog, SavedEntry};
 use persist::SavedAlert;
 use route::Route;
 use silence::{Silence, SilenceError, Silences};
@@ -100,6 +106,8 @@ struct Inner {
     state_dir: Option<PathBuf>,
     /// When this notifier started (`uptime` of `/api/v2/status`).
     started_at: i64,
+    /// The HA peers, if any.
+    cluster: Option<Cluster>,
 }
 
 struct State {
@@ -109,6 +117,8 @@ struct State {
     silences: Silences,
     /// Alerts changed since they were last saved.
     alerts_dirty: bool,
+    /// Deliveries HA members have started and not yet logged (ours included).
+    claims: cluster::Claims,
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +157,8 @@ struct Delivery {
     resolved: HashSet<u64>,
     /// Nothing to send (e.g. only resolved alerts and `send_resolved: false`); log only.
     empty: bool,
+    /// The route's `repeat_interval`, for the dedup check after an HA wait.
+    repeat_ms: i64,
 }
 
 impl Notifier {
@@ -163,6 +175,7 @@ impl Notifier {
                     nflog: NotificationLog::default(),
                     silences: Silences::new(),
                     alerts_dirty: false,
+                    claims: cluster::Claims::default(),
                 }),
                 client: reqwest::Client::new(),
                 registry,
@@ -171,6 +184,7 @@ impl Notifier {
                 wake: tokio::sync::Notify::new(),
                 state_dir: None,
                 started_at: now_ms(),
+                cluster: None,
             }),
         }
     }
@@ -224,6 +238,26 @@ impl Notifier {
     /// Loads the Alertmanager configuration at `path` and builds a notifier for it.
     pub fn from_file(path: &Path, external_url: impl Into<String>, registry: Registry) -> Result<Self, Error> {
         Ok(Self::new(config::load_file(path)?, external_url, registry))
+    }
+
+    /// Joins the HA pair `config` describes. Call before sharing the notifier.
+    pub fn with_cluster(mut self, config: ClusterConfig) -> Result<Self, Error> {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                tracing::info!(me = %config.advertise, peers = ?config.peers, position = config.position(), wait = ?config.wait(), "notifier HA cluster");
+                inner.cluster = Some(Cluster::new(config));
+                Ok(self)
+            }
+            None => Err(Error::NotifierState {
+                dir: PathBuf::new(),
+                reason: "the notifier is already shared; join the cluster first".into(),
+            }),
+        }
+    }
+
+    /// The HA cluster, if this notifier is in one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// Changes the retry backoff (tests use short ones). Call before sharing the notifier.
@@ -401,6 +435,7 @@ impl Notifier {
                     })
                     .collect();
                 deliveries.push(Delivery {
+                    repeat_ms: repeat,
                     log_key,
                     integration: integration.clone(),
                     empty: batch.is_empty(),
@@ -444,6 +479,11 @@ impl Notifier {
         deadline: tokio::time::Instant,
         now_ms: i64,
     ) {
+        // In an HA pair: wait for our position, then dedup against the shared log and claims.
+        let (deliveries, mut all_ok, log_at) = match &self.inner.cluster {
+            Some(c) => self.cluster_gate(c, deliveries, deadline, now_ms).await,
+            None => (deliveries, true, now_ms),
+        };
         // Integrations of one flush run side by side: a retrying one never delays the others.
         let tasks: Vec<_> = deliveries
             .into_iter()
@@ -456,11 +496,14 @@ impl Notifier {
             })
             .collect();
         let mut done = Vec::new();
-        let mut all_ok = true;
+        let mut failed = Vec::new();
         for t in tasks {
             match t.await {
                 Ok((true, log_key, firing, resolved)) => done.push((log_key, firing, resolved)),
-                Ok((false, ..)) => all_ok = false,
+                Ok((false, log_key, ..)) => {
+                    failed.push(log_key);
+                    all_ok = false;
+                }
                 Err(e) => {
                     tracing::error!(receiver = %receiver, group = %key, error = %e, "notification task failed");
                     all_ok = false;
@@ -469,15 +512,23 @@ impl Notifier {
         }
         let mut state = self.lock();
         let logged = !done.is_empty();
+        let mut pushed = Vec::new();
         for (log_key, firing, resolved) in done {
-            state.nflog.log(
-                log_key,
-                LogEntry {
-                    firing,
-                    resolved,
-                    at: now_ms,
-                },
-            );
+            let entry = LogEntry {
+                firing,
+                resolved,
+                at: log_at,
+            };
+            if self.inner.cluster.is_some() {
+                state.claims.settled(&log_key, log_at);
+                pushed.push(SavedEntry::new(&log_key, &entry));
+            }
+            state.nflog.log(log_key, entry);
+        }
+        if let Some(c) = &self.inner.cluster {
+            for k in &failed {
+                state.claims.release(k, &c.config.advertise);
+            }
         }
         if let Some(g) = state.groups.get_mut(&key) {
             g.in_flight = false;
@@ -498,7 +549,192 @@ impl Notifier {
             self.save_nflog(&state);
         }
         drop(state);
+        if let Some(c) = &self.inner.cluster {
+            let released = failed
+                .into_iter()
+                .map(|k| WireKey {
+                    group_key: k.group_key,
+                    receiver: k.receiver,
+                    integration: k.integration,
+                })
+                .collect();
+            c.push(
+                self,
+                WireState {
+                    peer: c.config.advertise.clone(),
+                    nflog: pushed,
+                    released,
+                    ..WireState::default()
+                },
+            );
+        }
         self.inner.wake.notify_one();
+    }
+
+    /// Waits this member's turn, then keeps the deliveries the shared log and the peers'
+    /// claims still call for, claiming them; returns them, whether nothing was held back
+    /// for a peer, and the time to log them under.
+    async fn cluster_gate(
+        &self,
+        c: &Cluster,
+        deliveries: Vec<Delivery>,
+        deadline: tokio::time::Instant,
+        now_ms: i64,
+    ) -> (Vec<Delivery>, bool, i64) {
+        let wait = c.config.wait();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let now = now_ms + wait.as_millis() as i64;
+        let expires_at = now + deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as i64;
+        let me = &c.config.advertise;
+        let mut keep = Vec::new();
+        let mut claims = Vec::new();
+        let mut all_ok = true;
+        let mut state = self.lock();
+        for d in deliveries {
+            let decision = cluster::decide(
+                state.nflog.get(&d.log_key),
+                state.claims.get(&d.log_key, now),
+                me,
+                &d.firing,
+                &d.resolved,
+                d.repeat_ms,
+                d.integration.send_resolved(),
+                now,
+            );
+            let outcome = match decision {
+                Decision::Send(_) => {
+                    let entry = LogEntry {
+                        firing: d.firing.clone(),
+                        resolved: d.resolved.clone(),
+                        at: now,
+                    };
+                    claims.push(WireClaim {
+                        entry: SavedEntry::new(&d.log_key, &entry),
+                        expires_at,
+                    });
+                    let claim = Claim {
+                        peer: me.clone(),
+                        entry,
+                        expires_at,
+                    };
+                    state.claims.claim(d.log_key.clone(), claim, now);
+                    keep.push(d);
+                    continue;
+                }
+                Decision::Deduplicated => "deduplicated",
+                Decision::HeldByPeer(peer) => {
+                    tracing::debug!(group = %d.log_key.group_key, receiver = %d.log_key.receiver, peer = %peer, "HA peer is delivering this notification; holding back");
+                    all_ok = false;
+                    "held_by_peer"
+                }
+            };
+            self.inner
+                .registry
+                .counter(
+                    "fedwatch_notifier_cluster_skipped_total",
+                    "Notifications an HA member did not send: deduplicated (a peer sent it) or held_by_peer (a peer is sending it).",
+                    &[("receiver", &d.log_key.receiver), ("reason", outcome)],
+                )
+                .inc();
+        }
+        drop(state);
+        c.push(
+            self,
+            WireState {
+                peer: me.clone(),
+                claims,
+                ..WireState::default()
+            },
+        );
+        (keep, all_ok, now)
+    }
+
+    /// This member's full state as peers pull it: the log, the silences and its own claims.
+    pub fn cluster_state(&self, now_ms: i64) -> WireState {
+        let me = self.inner.cluster.as_ref().map(|c| c.config.advertise.clone()).unwrap_or_default();
+        let state = self.lock();
+        WireState {
+            nflog: state.nflog.saved_entries(),
+            silences: state.silences.iter().cloned().collect(),
+            claims: state
+                .claims
+                .iter(now_ms)
+                .filter(|(_, c)| c.peer == me)
+                .map(|(k, c)| WireClaim {
+                    entry: SavedEntry::new(k, &c.entry),
+                    expires_at: c.expires_at,
+                })
+                .collect(),
+            released: Vec::new(),
+            peer: me,
+        }
+    }
+
+    /// Merges a peer's state at `now_ms` (newer log entries and silences win) and saves what changed.
+    pub fn merge_cluster_state(&self, msg: WireState, now_ms: i64) -> MergeStats {
+        let me = self.inner.cluster.as_ref().map(|c| c.config.advertise.as_str()).unwrap_or("");
+        let source = format!("HA peer {}", msg.peer);
+        let mut stats = MergeStats::default();
+        let mut state = self.lock();
+        for e in msg.nflog {
+            match e.parse(&source) {
+                Ok((key, entry)) => {
+                    let at = entry.at;
+                    if state.nflog.merge(key.clone(), entry, now_ms) {
+                        stats.nflog += 1;
+                    }
+                    state.claims.settled(&key, at);
+                }
+                Err(e) => tracing::warn!("{e}; entry ignored"),
+            }
+        }
+        for s in msg.silences {
+            let id = s.id.clone();
+            match state.silences.merge(s, now_ms) {
+                Ok(true) => stats.silences += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(silence = %id, "{source}: {e}; silence ignored"),
+            }
+        }
+        if msg.peer != me {
+            for c in msg.claims {
+                match c.entry.parse(&source) {
+                    Ok((key, entry)) => {
+                        let claim = Claim {
+                            peer: msg.peer.clone(),
+                            entry,
+                            expires_at: c.expires_at,
+                        };
+                        if state.claims.claim(key, claim, now_ms) {
+                            stats.claims += 1;
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}; claim ignored"),
+                }
+            }
+            for k in msg.released {
+                let key = LogKey {
+                    group_key: k.group_key,
+                    receiver: k.receiver,
+                    integration: k.integration,
+                };
+                state.claims.release(&key, &msg.peer);
+            }
+        }
+        if stats.nflog > 0 {
+            self.save_nflog(&state);
+        }
+        if stats.silences > 0 {
+            self.save_silences(&state);
+        }
+        drop(state);
+        if stats.silences > 0 {
+            // A new silence may mute a group due now.
+            self.inner.wake.notify_one();
+        }
+        stats
     }
 
     /// Sends one integration's notification, counting and logging; true when delivered.
@@ -534,9 +770,18 @@ impl Notifier {
     /// Creates or updates a silence at `now_ms` (Alertmanager's rules, see [`silence`]) and
     /// saves the set; returns the id it is stored under.
     pub fn set_silence(&self, s: Silence, now_ms: i64) -> Result<String, SilenceError> {
+        let old_id = s.id.clone();
         let mut state = self.lock();
         let id = state.silences.set(s, now_ms)?;
         self.save_silences(&state);
+        // An update that could not be made in place expired the old silence: both travel.
+        let changed: Vec<Silence> = [old_id.as_str(), id.as_str()]
+            .iter()
+            .filter(|i| !i.is_empty())
+            .filter_map(|i| state.silences.get(i).cloned())
+            .collect();
+        drop(state);
+        self.push_silences(changed);
         Ok(id)
     }
 
@@ -545,7 +790,21 @@ impl Notifier {
         let mut state = self.lock();
         state.silences.expire(id, now_ms)?;
         self.save_silences(&state);
+        let changed: Vec<Silence> = state.silences.get(id).cloned().into_iter().collect();
+        drop(state);
+        self.push_silences(changed);
         Ok(())
+    }
+
+    fn push_silences(&self, silences: Vec<Silence>) {
+        if let Some(c) = &self.inner.cluster {
+            let msg = WireState {
+                peer: c.config.advertise.clone(),
+                silences,
+                ..WireState::default()
+            };
+            c.push(self, msg);
+        }
     }
 
     /// The alerts held that have not resolved at `now_ms`, by fingerprint, with their
@@ -653,13 +912,35 @@ impl Notifier {
         }
     }
 
-    /// Runs the flush loop on the wall clock until the task is aborted.
+    /// Runs the flush loop on the wall clock, and the HA state exchange when in a cluster,
+    /// until the task is aborted.
     pub async fn run(self) {
+        tokio::join!(self.clone().flush_loop(), self.cluster_loop());
+    }
+
+    /// Exchanges full state with every peer at start and every `pushpull_interval`.
+    async fn cluster_loop(self) {
+        let Some(c) = &self.inner.cluster else {
+            return;
+        };
+        loop {
+            c.sync_round(&self).await;
+            tokio::time::sleep(c.config.pushpull_interval).await;
+        }
+    }
+
+    async fn flush_loop(self) {
         loop {
             let now = now_ms();
-            drop(self.flush_due(now));
+            // An HA member that has not settled yet first learns what its peers sent.
+            let ready = self.inner.cluster.as_ref().is_none_or(|c| c.ready());
+            if ready {
+                drop(self.flush_due(now));
+            }
+            self.lock().claims.gc(now);
             self.persist(now);
-            let wait = self.next_flush().map(|t| (t - now).clamp(10, 1000)).unwrap_or(1000);
+            let soonest = if ready { 10 } else { 100 };
+            let wait = self.next_flush().map(|t| (t - now).clamp(soonest, 1000)).unwrap_or(1000);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = self.inner.wake.notified() => {}

@@ -1,7 +1,8 @@
 //! Alertmanager's HTTP API v2 on the central, enough for `amtool`, Grafana's Alertmanager
 //! data source and Prometheus to use it: `GET /api/v2/status`, `GET /api/v2/receivers`,
 //! `GET|POST /api/v2/alerts`, `GET /api/v2/alerts/groups`, `GET|POST /api/v2/silences`,
-//! `GET|DELETE /api/v2/silence/{id}`. Shapes follow `api/v2/openapi.yaml`; errors are a JSON
+//! `GET|DELETE /api/v2/silence/{id}`, plus the HA pair's state exchange
+//! ([`super::cluster::STATE_PATH`]). Shapes follow `api/v2/openapi.yaml`; errors are a JSON
 //! string with status 400 (bad input) or 404 (unknown silence), as Alertmanager answers.
 //!
 //! Times are written as Alertmanager's `strfmt.DateTime` writes them (RFC 3339, UTC,
@@ -34,7 +35,8 @@ pub fn router(notifier: Notifier) -> Router {
         .route("/api/v2/alerts/groups", get(get_groups))
         .route("/api/v2/silences", get(get_silences).post(post_silence))
         .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
-        .with_state(notifier)
+        .with_state(notifier.clone())
+        .merge(super::cluster::router(notifier))
 }
 
 /// An API error: the status and a message sent as a JSON string.
@@ -217,7 +219,7 @@ fn silence_json(s: &Silence, now: i64) -> Value {
 async fn status(State(n): State<Notifier>) -> ApiResult {
     let config = n.config();
     ok(json!({
-        "cluster": {"status": "disabled", "peers": []},
+        "cluster": cluster_json(&n),
         "versionInfo": {
             "version": env!("CARGO_PKG_VERSION"),
             "revision": option_env!("FEDWATCH_REVISION").unwrap_or(""),
@@ -229,6 +231,22 @@ async fn status(State(n): State<Notifier>) -> ApiResult {
         "config": {"original": config.original},
         "uptime": api_time(n.started_at()),
     }))
+}
+
+/// Alertmanager's `clusterStatus`: this member and the peers that answered last time.
+fn cluster_json(n: &Notifier) -> Value {
+    let Some(c) = n.cluster() else {
+        return json!({"status": "disabled", "peers": []});
+    };
+    let address = |url: &str| url.split_once("://").map(|(_, a)| a.to_string()).unwrap_or_else(|| url.to_string());
+    let me = &c.config.advertise;
+    let mut peers = vec![json!({"name": me, "address": address(me)})];
+    for (p, up) in c.peer_states() {
+        if up {
+            peers.push(json!({"name": p, "address": address(&p)}));
+        }
+    }
+    json!({"name": me, "status": c.status(), "peers": peers})
 }
 
 async fn receivers(State(n): State<Notifier>) -> ApiResult {

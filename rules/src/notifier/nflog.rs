@@ -9,6 +9,9 @@
 //! [`RETENTION_MS`] after they were written. The log is saved after every delivery that
 //! changed it and read back on start, so a restart or a reload does not repeat a
 //! notification (Alertmanager issue 627).
+//!
+//! In an HA pair the log is shared ([`super::cluster`]): entries from a peer are merged by
+//! [`NotificationLog::merge`], the newer `at` winning as in Alertmanager's `state.merge`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -46,15 +49,55 @@ struct File {
     entries: Vec<SavedEntry>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SavedEntry {
-    group_key: String,
-    receiver: String,
-    integration: usize,
+/// One entry as the file and the cluster messages write it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedEntry {
+    pub group_key: String,
+    pub receiver: String,
+    pub integration: usize,
     /// Fingerprints as 16 hex digits, sorted.
-    firing: Vec<String>,
-    resolved: Vec<String>,
-    at: i64,
+    pub firing: Vec<String>,
+    pub resolved: Vec<String>,
+    pub at: i64,
+}
+
+impl SavedEntry {
+    /// The written form of `key` and `e`.
+    pub fn new(key: &LogKey, e: &LogEntry) -> SavedEntry {
+        let hex = |s: &HashSet<u64>| {
+            let mut v: Vec<u64> = s.iter().copied().collect();
+            v.sort_unstable();
+            v.into_iter().map(|fp| format!("{fp:016x}")).collect()
+        };
+        SavedEntry {
+            group_key: key.group_key.clone(),
+            receiver: key.receiver.clone(),
+            integration: key.integration,
+            firing: hex(&e.firing),
+            resolved: hex(&e.resolved),
+            at: e.at,
+        }
+    }
+
+    /// Reads the entry back; `source` names where it came from in errors.
+    pub fn parse(self, source: &str) -> Result<(LogKey, LogEntry), String> {
+        let parse = |v: &[String]| -> Result<HashSet<u64>, String> {
+            v.iter()
+                .map(|s| u64::from_str_radix(s, 16).map_err(|_| format!("{source}: bad fingerprint {s:?} (expected 16 hex digits)")))
+                .collect()
+        };
+        let entry = LogEntry {
+            firing: parse(&self.firing)?,
+            resolved: parse(&self.resolved)?,
+            at: self.at,
+        };
+        let key = LogKey {
+            group_key: self.group_key,
+            receiver: self.receiver,
+            integration: self.integration,
+        };
+        Ok((key, entry))
+    }
 }
 
 impl NotificationLog {
@@ -66,6 +109,27 @@ impl NotificationLog {
     /// Records a delivery.
     pub fn log(&mut self, key: LogKey, entry: LogEntry) {
         self.entries.insert(key, entry);
+    }
+
+    /// Takes a peer's entry unless ours for the key is as new or newer; true if it was taken.
+    pub fn merge(&mut self, key: LogKey, entry: LogEntry, now: i64) -> bool {
+        if entry.at + RETENTION_MS <= now {
+            return false;
+        }
+        match self.entries.get(&key) {
+            Some(prev) if prev.at >= entry.at => false,
+            _ => {
+                self.entries.insert(key, entry);
+                true
+            }
+        }
+    }
+
+    /// Every entry in its written form, sorted by key.
+    pub fn saved_entries(&self) -> Vec<SavedEntry> {
+        let mut entries: Vec<SavedEntry> = self.entries.iter().map(|(k, e)| SavedEntry::new(k, e)).collect();
+        entries.sort_by(|a, b| (&a.group_key, &a.receiver, a.integration).cmp(&(&b.group_key, &b.receiver, b.integration)));
+        entries
     }
 
     /// Number of entries.
@@ -87,24 +151,7 @@ impl NotificationLog {
 
     /// Writes the log to `path` atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let hex = |s: &HashSet<u64>| {
-            let mut v: Vec<u64> = s.iter().copied().collect();
-            v.sort_unstable();
-            v.into_iter().map(|fp| format!("{fp:016x}")).collect()
-        };
-        let mut entries: Vec<SavedEntry> = self
-            .entries
-            .iter()
-            .map(|(k, e)| SavedEntry {
-                group_key: k.group_key.clone(),
-                receiver: k.receiver.clone(),
-                integration: k.integration,
-                firing: hex(&e.firing),
-                resolved: hex(&e.resolved),
-                at: e.at,
-            })
-            .collect();
-        entries.sort_by(|a, b| (&a.group_key, &a.receiver, a.integration).cmp(&(&b.group_key, &b.receiver, b.integration)));
+        let entries = self.saved_entries();
         let bytes = serde_json::to_vec(&File { version: 1, entries }).map_err(std::io::Error::other)?;
         super::persist::write_atomic(path, &bytes)
     }
@@ -122,26 +169,11 @@ impl NotificationLog {
                 f.version
             ));
         }
-        let parse = |v: &[String]| -> Result<HashSet<u64>, String> {
-            v.iter()
-                .map(|s| u64::from_str_radix(s, 16).map_err(|_| format!("{}: bad fingerprint {s:?}", path.display())))
-                .collect()
-        };
         let mut log = NotificationLog::default();
+        let where_ = path.display().to_string();
         for e in f.entries {
-            let entry = LogEntry {
-                firing: parse(&e.firing)?,
-                resolved: parse(&e.resolved)?,
-                at: e.at,
-            };
-            log.entries.insert(
-                LogKey {
-                    group_key: e.group_key,
-                    receiver: e.receiver,
-                    integration: e.integration,
-                },
-                entry,
-            );
+            let (key, entry) = e.parse(&where_)?;
+            log.entries.insert(key, entry);
         }
         Ok(log)
     }

@@ -13,6 +13,10 @@
 //! silences are kept for `retention` (120h, Alertmanager's `--data.retention`) and then
 //! forgotten.
 //!
+//! In an HA pair the set is shared ([`super::cluster`]): a peer's silence replaces ours
+//! with the same id when its `updated_at` is newer ([`Silences::merge`], Alertmanager's
+//! rule), so a change made on either central wins everywhere once it has travelled.
+//!
 //! The set is saved as one JSON file written atomically (see `FORMAT.md`) after every
 //! change, and read back on start.
 
@@ -197,6 +201,23 @@ impl Silences {
         }
         e.silence.updated_at = now;
         Ok(())
+    }
+
+    /// Takes a peer's copy of a silence unless ours is as new or newer, or it was forgotten
+    /// already at `now`; true if it was taken.
+    pub fn merge(&mut self, s: Silence, now: i64) -> Result<bool, SilenceError> {
+        if s.ends_at + RETENTION_MS <= now {
+            return Ok(false);
+        }
+        if self.by_id.get(&s.id).is_some_and(|prev| prev.silence.updated_at >= s.updated_at) {
+            return Ok(false);
+        }
+        if s.id.is_empty() {
+            return Err(SilenceError::Invalid("a replicated silence needs an id".into()));
+        }
+        let compiled = validate(&s)?;
+        self.by_id.insert(s.id.clone(), Entry { silence: s, compiled });
+        Ok(true)
     }
 
     /// The silence `id`.
