@@ -173,9 +173,9 @@ pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
     if neg { format!("-{body}") } else { body }
 }
 
-/// Go's `%v` of a float64.
+/// Go's `%v` of a float64 (the workspace's one shortest-`'g'` formatter).
 pub fn go_float(v: f64) -> String {
-    format_float(v, 'g', None)
+    fedwatch_model::format_go_float(v, 'g')
 }
 
 /// `time.Duration.String()`.
