@@ -918,14 +918,14 @@ impl Notifier {
         tokio::join!(self.clone().flush_loop(), self.cluster_loop());
     }
 
-    /// Exchanges full state with every peer at start and every `pushpull_interval`.
+    /// Exchanges full state with every peer: every second until settled, then every `pushpull_interval`.
     async fn cluster_loop(self) {
         let Some(c) = &self.inner.cluster else {
             return;
         };
         loop {
             c.sync_round(&self).await;
-            tokio::time::sleep(c.config.pushpull_interval).await;
+            tokio::time::sleep(c.next_round()).await;
         }
     }
 

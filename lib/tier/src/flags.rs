@@ -37,6 +37,23 @@ pub struct Flags {
     /// Alertmanager-format notification config (central only): route and receivers.
     #[arg(long = "notify.config.file")]
     pub notify_config_file: Option<PathBuf>,
+    /// Another central of this one's notifier HA pair (base URL or host:port), repeatable.
+    /// Pair members send each notification once and share silences and the notification log.
+    #[arg(long = "cluster.peer")]
+    pub cluster_peers: Vec<String>,
+    /// This central's name and address as its peers list it (default: --web.external-url,
+    /// else the listen address).
+    #[arg(long = "cluster.advertise-address")]
+    pub cluster_advertise_address: Option<String>,
+    /// Wait per position in the pair before notifying (Alertmanager's --cluster.peer-timeout).
+    #[arg(long = "cluster.peer-timeout", default_value = "15s", value_parser = parse_retention)]
+    pub cluster_peer_timeout: Retention,
+    /// Longest wait for the first state exchange with the peers before notifying anyway.
+    #[arg(long = "cluster.settle-timeout", default_value = "30s", value_parser = parse_retention)]
+    pub cluster_settle_timeout: Retention,
+    /// How often the full notifier state is exchanged with every peer.
+    #[arg(long = "cluster.pushpull-interval", default_value = "30s", value_parser = parse_retention)]
+    pub cluster_pushpull_interval: Retention,
     /// Deduplicate HA pairs: accept each cluster's series from one elected replica.
     #[arg(long = "receiver.ha.enable")]
     pub ha_enable: bool,
@@ -104,6 +121,15 @@ impl Flags {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+        );
+        m.insert("cluster.peer".into(), self.cluster_peers.join(","));
+        m.insert(
+            "cluster.advertise-address".into(),
+            self.cluster_advertise_address.clone().unwrap_or_default(),
+        );
+        m.insert(
+            "cluster.peer-timeout".into(),
+            fedwatch_config::format_duration(self.cluster_peer_timeout.0),
         );
         m.insert(
             "forward.max-backlog".into(),

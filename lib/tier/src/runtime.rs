@@ -20,6 +20,7 @@ use fedwatch_model::Labels;
 use fedwatch_model::selfmetrics::Registry;
 use fedwatch_promql::Engine;
 use fedwatch_rules::notifier::alertmanager::{self, AlertmanagerSender, FanOut};
+use fedwatch_rules::notifier::cluster::ClusterConfig;
 use fedwatch_rules::{AlertSender, Notifier, RuleManager, RuleManagerOptions};
 use fedwatch_scrape::ScrapeManager;
 use fedwatch_server::sources::ConfigStatus;
@@ -311,13 +312,27 @@ fn start_rules(
     let notifier = match &flags.notify_config_file {
         Some(path) => {
             // Silences, the notification log and held alerts survive restarts under the store.
-            let notifier = Notifier::from_file(path, external_url.clone(), registry.clone())
+            let mut notifier = Notifier::from_file(path, external_url.clone(), registry.clone())
                 .and_then(|n| n.with_state_dir(&flags.storage_path.join("notifier"), now_ms()))
                 .map_err(|e| e.to_string())?;
+            // An HA pair: peers send each notification once, sharing silences and the log.
+            if !flags.cluster_peers.is_empty() {
+                let advertise = flags.cluster_advertise_address.clone().unwrap_or_else(|| external_url.clone());
+                let mut cc = ClusterConfig::new(&advertise, &flags.cluster_peers)?;
+                cc.peer_timeout = flags.cluster_peer_timeout.0;
+                cc.settle_timeout = flags.cluster_settle_timeout.0;
+                cc.pushpull_interval = flags.cluster_pushpull_interval.0;
+                notifier = notifier.with_cluster(cc).map_err(|e| e.to_string())?;
+            }
             background.push(tokio::spawn(notifier.clone().run()));
             Some(notifier)
         }
-        None => None,
+        None => {
+            if !flags.cluster_peers.is_empty() {
+                tracing::warn!("--cluster.peer has no effect without --notify.config.file (the pair shares the notifier)");
+            }
+            None
+        }
     };
     let mut senders: Vec<Arc<dyn AlertSender>> = notifier.iter().map(|n| Arc::new(n.clone()) as Arc<dyn AlertSender>).collect();
     // Alerts also go to the Alertmanagers of the Prometheus `alerting` section, as Prometheus sends them.

@@ -28,9 +28,11 @@
 //!   pushes its own (anti-entropy), so a peer that was down catches up. Merging keeps the
 //!   newer of two log entries (by `at`) and of two silences (by `updatedAt`), as
 //!   Alertmanager's merge does; merged state is persisted like local state.
-//! - **Settling.** Until the first pull round is over (or `--cluster.settle-timeout`
-//!   passed) the member is `settling` and sends nothing, so a restarted central first learns
-//!   what its peer sent meanwhile; then it is `ready` (`/api/v2/status` shows which).
+//! - **Settling.** Until one exchange round reached every peer (tried every second), or
+//!   `--cluster.settle-timeout` passed, the member is `settling` and sends nothing, so a
+//!   restarted central first learns what its peer sent meanwhile; then it is `ready`
+//!   (`/api/v2/status` shows which). A member whose peer is down thus starts notifying
+//!   after the settle timeout, as Alertmanager does.
 //!
 //! Timing assumptions: the members' clocks agree to well within the peer timeout (log
 //! entries and claims carry wall-clock times); the members see a new alert within the peer
@@ -290,7 +292,7 @@ impl Cluster {
         }
     }
 
-    /// Whether notifications may go out: the first pull round is over or the settle timeout passed.
+    /// Whether notifications may go out: a round reached every peer or the settle timeout passed.
     pub fn ready(&self) -> bool {
         self.settled.load(Ordering::Relaxed) || self.started.elapsed() >= self.config.settle_timeout
     }
@@ -376,12 +378,22 @@ impl Cluster {
             });
         }
         while tasks.join_next().await.is_some() {}
-        if !self.settled.swap(true, Ordering::Relaxed) {
+        let all_answered = self.peer_states().iter().all(|(_, up)| *up);
+        if all_answered && !self.settled.swap(true, Ordering::Relaxed) {
             tracing::info!(
                 peers = self.config.peers.len(),
                 position = self.config.position(),
                 "HA cluster settled"
             );
+        }
+    }
+
+    /// How long until the next exchange: every second while settling, then the push-pull interval.
+    pub(crate) fn next_round(&self) -> Duration {
+        if self.settled.load(Ordering::Relaxed) {
+            self.config.pushpull_interval
+        } else {
+            self.config.pushpull_interval.min(Duration::from_secs(1))
         }
     }
 
