@@ -46,7 +46,7 @@ bench="$target/release/examples/receive_bench"
 
 wait_ready() { # name url log
     for _ in $(seq 120); do
-        if curl -fsS -o /dev/null "$2"; then return 0; fi
+        if curl -fs -o /dev/null "$2"; then return 0; fi
         if ! kill -0 "$pid" 2>/dev/null; then echo "$1 exited; its log:" >&2; cat "$3" >&2; return 1; fi
         sleep 0.5
     done
@@ -71,7 +71,7 @@ run() { # name write-path ready-path command...
 printf 'global:\n  scrape_interval: 15s\n' >"$scratch/prometheus.yml"
 printf 'global:\n  scrape_interval: 15s\n' >"$scratch/cascade.yml"
 
-echo "cascade: $(git -C "$repo" rev-parse --short HEAD); $("$prometheus" --version 2>&1 | head -1); victoria-metrics $("$victoria" --version 2>&1 | head -1)" >&2
+echo "cascade: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown); $("$prometheus" --version 2>&1 | head -1); victoria-metrics $("$victoria" -version 2>&1 | head -1)" >&2
 run cascade /api/v1/write /-/ready "$target/release/cascade" --config.file="$scratch/cascade.yml" \
     --storage.path="$scratch/cascade-data" --web.listen-address="127.0.0.1:$port"
 run prometheus /api/v1/write /-/ready "$prometheus" --config.file="$scratch/prometheus.yml" \
