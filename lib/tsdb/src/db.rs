@@ -581,6 +581,25 @@ impl Db {
         self.shared.maintain()
     }
 
+    /// Writes everything the head holds as one block now, whatever the block duration, and
+    /// closes that range to appends (like Prometheus's snapshot with the head); for tools and
+    /// benchmarks that measure block size on a short run. Returns the block, if any.
+    pub fn flush_head(&self) -> Result<Option<BlockInfo>, TsdbError> {
+        let _one_at_a_time = self.shared.maintaining.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = self.shared.block_set().floor;
+        let (mint, max_t) = {
+            let head = self.shared.read_head();
+            (head.min_time_from(floor), head.max_time())
+        };
+        let (Some(mint), Some(max_t)) = (mint, max_t) else {
+            return Ok(None);
+        };
+        let maxt = max_t.saturating_add(1);
+        self.shared.cut_block(mint, maxt)?;
+        self.shared.checkpoint()?;
+        Ok(self.blocks().into_iter().find(|b| b.meta.mint == mint && b.meta.maxt == maxt))
+    }
+
     /// Counters of the downsampled levels (all zero when downsampling is off).
     pub fn downsample_stats(&self) -> crate::DownsampleStats {
         self.shared.downsampled.as_ref().map(|l| l.stats()).unwrap_or_default()

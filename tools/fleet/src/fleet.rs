@@ -1,7 +1,9 @@
 //! The simulated fleet: `cells` meta clusters, each with `nodes` nodes and a
 //! kube-state-metrics, hosting `tenants_per_cell` tenant control planes (apiserver, etcd,
 //! scheduler, controller-manager). Counters grow at a per-series rate derived from a hash
-//! of their labels, so values are deterministic for a given time since start.
+//! of their labels, so values are deterministic for a given time since start. `--scale N`
+//! repeats every series N times per target under a `shard` label, for storage benchmarks
+//! that need tens of thousands of series without thousands of targets.
 //!
 //! Faults: `POST /faults/etcd-leader/{tenant}?has_leader=0|1` turns a tenant's etcd leader
 //! off or on; `--flap-tenant` makes one tenant's etcd lose its leader for two minutes of
@@ -40,6 +42,10 @@ pub struct FleetArgs {
     /// A tenant whose etcd loses its leader for minutes 1-3 of every five.
     #[arg(long)]
     flap_tenant: Option<String>,
+    /// Serve every series this many times per target, told apart by a `shard` label
+    /// (benchmarks reach many series without thousands of targets; 1 adds no label).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    scale: u32,
 }
 
 /// The jobs each cell's edge scrapes, with the file_sd file name that lists their targets.
@@ -154,14 +160,40 @@ fn write_sd_files(args: &FleetArgs, dir: &std::path::Path) -> Result<(), String>
 struct Exposition {
     out: String,
     elapsed: f64,
+    /// Values of the `shard` label each series is repeated under; empty for `--scale 1`.
+    shards: Vec<String>,
 }
 
 impl Exposition {
-    fn new(elapsed: f64) -> Self {
+    fn new(elapsed: f64, scale: u32) -> Self {
+        let shards = if scale > 1 {
+            (0..scale).map(|k| k.to_string()).collect()
+        } else {
+            Vec::new()
+        };
         Exposition {
-            out: String::with_capacity(16 * 1024),
+            out: String::with_capacity(16 * 1024 * scale as usize),
             elapsed,
+            shards,
         }
+    }
+
+    /// Calls `f` once per copy of a series: with `labels` as given, or once per shard with
+    /// a `shard` label added.
+    fn each_copy(&mut self, labels: &[(&str, &str)], mut f: impl FnMut(&mut Self, &[(&str, &str)])) {
+        if self.shards.is_empty() {
+            f(self, labels);
+            return;
+        }
+        let shards = std::mem::take(&mut self.shards);
+        let mut l = labels.to_vec();
+        l.push(("shard", ""));
+        let last = l.len() - 1;
+        for shard in &shards {
+            l[last].1 = shard;
+            f(self, &l);
+        }
+        self.shards = shards;
     }
 
     fn family(&mut self, name: &str, kind: &str, help: &str) {
@@ -169,6 +201,10 @@ impl Exposition {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.each_copy(labels, |e, l| e.line(name, l, value));
+    }
+
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -185,32 +221,39 @@ impl Exposition {
 
     /// A counter value: a per-series rate (from the label hash) times seconds since start.
     fn counter(&mut self, name: &str, labels: &[(&str, &str)], max_rate: f64) {
-        let r = unit_hash(name, labels);
-        let v = (1000.0 * r).floor() + (max_rate * (0.2 + 0.8 * r) * self.elapsed).floor();
-        self.sample(name, labels, v);
+        self.each_copy(labels, |e, labels| {
+            let r = unit_hash(name, labels);
+            let v = (1000.0 * r).floor() + (max_rate * (0.2 + 0.8 * r) * e.elapsed).floor();
+            e.line(name, labels, v);
+        });
     }
 
     /// A gauge wandering around `base` by up to `spread`.
     fn gauge(&mut self, name: &str, labels: &[(&str, &str)], base: f64, spread: f64) {
-        let r = unit_hash(name, labels);
-        let v = base + spread * (2.0 * r - 1.0) * (0.5 + 0.5 * (self.elapsed / 60.0 + r * std::f64::consts::TAU).sin());
-        self.sample(name, labels, (v * 1000.0).round() / 1000.0);
+        self.each_copy(labels, |e, labels| {
+            let r = unit_hash(name, labels);
+            let v = base + spread * (2.0 * r - 1.0) * (0.5 + 0.5 * (e.elapsed / 60.0 + r * std::f64::consts::TAU).sin());
+            e.line(name, labels, (v * 1000.0).round() / 1000.0);
+        });
     }
 
     /// A classic histogram whose observations arrive at up to `rate`/s, most under `typical`.
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], bounds: &[&str], rate: f64, typical: f64) {
-        let r = unit_hash(name, labels);
-        let count = (rate * (0.2 + 0.8 * r) * self.elapsed).floor();
         let bucket = format!("{name}_bucket");
-        for le in bounds.iter().copied().chain(["+Inf"]) {
-            let bound: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(0.0) };
-            let share = if bound.is_infinite() { 1.0 } else { 1.0 - (-bound / typical).exp() };
-            let mut l = labels.to_vec();
-            l.push(("le", le));
-            self.sample(&bucket, &l, (count * share).floor());
-        }
-        self.sample(&format!("{name}_sum"), labels, (count * typical * 1000.0).round() / 1000.0);
-        self.sample(&format!("{name}_count"), labels, count);
+        let (sum, count_name) = (format!("{name}_sum"), format!("{name}_count"));
+        self.each_copy(labels, |e, labels| {
+            let r = unit_hash(name, labels);
+            let count = (rate * (0.2 + 0.8 * r) * e.elapsed).floor();
+            for le in bounds.iter().copied().chain(["+Inf"]) {
+                let bound: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(0.0) };
+                let share = if bound.is_infinite() { 1.0 } else { 1.0 - (-bound / typical).exp() };
+                let mut l = labels.to_vec();
+                l.push(("le", le));
+                e.line(&bucket, &l, (count * share).floor());
+            }
+            e.line(&sum, labels, (count * typical * 1000.0).round() / 1000.0);
+            e.line(&count_name, labels, count);
+        });
     }
 }
 
@@ -264,7 +307,7 @@ async fn node_metrics(State(f): State<Arc<Fleet>>, Path((cell, node)): Path<(Str
     if !f.has_cell(&cell) || !(0..f.args.nodes).any(|n| format!("node-{n}") == node) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut e = Exposition::new(f.elapsed());
+    let mut e = Exposition::new(f.elapsed(), f.args.scale);
     e.family("node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
     for cpu in ["0", "1", "2", "3"] {
         for (mode, rate) in [("idle", 0.6), ("user", 0.25), ("system", 0.1), ("iowait", 0.02)] {
@@ -311,7 +354,7 @@ async fn ksm_metrics(State(f): State<Arc<Fleet>>, Path(cell): Path<String>) -> R
     let Some(c) = (0..f.args.cells).find(|&c| cell_name(c) == cell) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut e = Exposition::new(f.elapsed());
+    let mut e = Exposition::new(f.elapsed(), f.args.scale);
     e.family(
         "kube_pod_status_ready",
         "gauge",
@@ -360,7 +403,7 @@ async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): 
     if !f.has_tenant(&tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut e = Exposition::new(f.elapsed());
+    let mut e = Exposition::new(f.elapsed(), f.args.scale);
     match component.as_str() {
         "apiserver" => {
             e.family(
