@@ -35,7 +35,10 @@
 //! [`alertmanager`] module is the other way out, an [`AlertSender`] that forwards to external
 //! Alertmanagers as Prometheus does.
 //!
-//! Not yet: templated webhook URLs and payloads, time intervals, receivers other
+//! Routes with `mute_time_intervals`/`active_time_intervals` ([`timeinterval`]) are muted
+//! at flush the same way, for the whole group, and the API lists the intervals in `mutedBy`.
+//!
+//! Not yet: templated webhook URLs and payloads, receivers other
 //! than those above (accepted in the config and reported as warnings).
 
 pub mod alertmanager;
@@ -51,6 +54,7 @@ pub mod persist;
 pub mod route;
 pub mod silence;
 pub mod sms;
+pub mod timeinterval;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -380,6 +384,10 @@ impl Notifier {
             let Some(receiver) = config.receiver(&g.route.receiver) else {
                 continue;
             };
+            // A route muted by its time intervals stops here, as Alertmanager's
+            // TimeMuteStage/TimeActiveStage do: nothing sent, nothing logged, and resolved
+            // alerts are done with as after a delivery.
+            let time_muted = !config.muted_by(&g.route, now_ms).is_empty();
             let resolved_versions: Vec<(u64, u64)> = g
                 .alerts
                 .iter()
@@ -396,7 +404,7 @@ impl Notifier {
                 })
                 .map(|(fp, a)| (*fp, a, a.resolved(now_ms)))
                 .collect();
-            if all.is_empty() {
+            if all.is_empty() || time_muted {
                 // Nothing to say; resolved alerts are done with, as after a delivery.
                 for (fp, _) in resolved_versions {
                     g.alerts.remove(&fp);
@@ -820,7 +828,7 @@ impl Notifier {
                 if a.resolved(now_ms) || !seen.insert(*fp) {
                     continue;
                 }
-                out.push(view(&state, *fp, a, &refs, now_ms));
+                out.push(view(&state, *fp, a, &refs, now_ms, None));
             }
         }
         out.sort_by_key(|a| a.fingerprint);
@@ -844,7 +852,7 @@ impl Notifier {
                     .alerts
                     .iter()
                     .filter(|(_, a)| !a.resolved(now_ms))
-                    .map(|(fp, a)| view(&state, *fp, a, &refs, now_ms))
+                    .map(|(fp, a)| view(&state, *fp, a, &refs, now_ms, Some(&g.route)))
                     .collect(),
             })
             .filter(|g| !g.alerts.is_empty())
@@ -971,6 +979,8 @@ pub struct AlertView {
     pub silenced_by: Vec<String>,
     /// Fingerprints of the firing alerts that inhibit it.
     pub inhibited_by: Vec<u64>,
+    /// Names of the time intervals muting its route(s) now.
+    pub muted_by: Vec<String>,
 }
 
 impl AlertView {
@@ -994,13 +1004,22 @@ pub struct GroupView {
     pub alerts: Vec<AlertView>,
 }
 
-fn view(state: &State, fp: u64, a: &StoredAlert, firing: &[(u64, &Labels)], now: i64) -> AlertView {
+/// `route` is the group's route in a group view; for the plain alert list, every route the
+/// alert matches contributes its muting intervals.
+fn view(state: &State, fp: u64, a: &StoredAlert, firing: &[(u64, &Labels)], now: i64, route: Option<&Route>) -> AlertView {
     let mut receivers: Vec<String> = Vec::new();
-    for r in state.config.route.matching(&a.labels) {
+    let mut muted_by: Vec<String> = Vec::new();
+    let matching = state.config.route.matching(&a.labels);
+    for r in &matching {
         if !receivers.contains(&r.receiver) {
             receivers.push(r.receiver.clone());
         }
     }
+    for r in route.map(|r| vec![r]).unwrap_or(matching) {
+        muted_by.extend(state.config.muted_by(r, now));
+    }
+    muted_by.sort();
+    muted_by.dedup();
     AlertView {
         fingerprint: fp,
         labels: a.labels.clone(),
@@ -1012,6 +1031,7 @@ fn view(state: &State, fp: u64, a: &StoredAlert, firing: &[(u64, &Labels)], now:
         receivers,
         silenced_by: state.silences.silenced_by(&a.labels, now),
         inhibited_by: inhibit::inhibited_by(&state.config.inhibit_rules, &a.labels, firing),
+        muted_by,
     }
 }
 

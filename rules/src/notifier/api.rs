@@ -192,7 +192,7 @@ fn alert_json(a: &AlertView) -> Value {
         "startsAt": api_time(a.starts_at),
         "status": {
             "inhibitedBy": a.inhibited_by.iter().map(|fp| format!("{fp:016x}")).collect::<Vec<_>>(),
-            "mutedBy": [],
+            "mutedBy": a.muted_by,
             "silencedBy": a.silenced_by,
             "state": a.state(),
         },
@@ -271,7 +271,7 @@ async fn get_groups(State(n): State<Notifier>, RawQuery(q): RawQuery) -> ApiResu
         if alerts.is_empty() {
             continue;
         }
-        if !p.flag("muted") && alerts.iter().all(|a| a.state() == "suppressed") {
+        if !p.flag("muted") && alerts.iter().all(|a| a.state() == "suppressed" || !a.muted_by.is_empty()) {
             continue;
         }
         out.push(json!({

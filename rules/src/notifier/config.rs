@@ -5,9 +5,10 @@
 //! [`super::route`]), `receivers[]` with `webhook_configs`, `email_configs` (with the
 //! `global.smtp_*` defaults) and the Fedwatch extensions `sms_configs` and
 //! `dingtalk_configs` (a file using those does not load in stock Alertmanager), and
-//! `global.resolve_timeout`, `inhibit_rules` (see [`super::inhibit`]). Other receiver kinds,
-//! time intervals, `templates` and `http_config` are validated for shape, kept, and reported
-//! as warnings when they would change behaviour we do not implement yet.
+//! `global.resolve_timeout`, `inhibit_rules` (see [`super::inhibit`]), `time_intervals` and
+//! `mute_time_intervals` (see [`super::timeinterval`]). Other receiver kinds, `templates` and
+//! `http_config` are validated for shape, kept, and reported as warnings when they would
+//! change behaviour we do not implement yet.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::error::{Error, FileError};
 use crate::notifier::inhibit::{InhibitRule, RawSides};
 use crate::notifier::integration::Integration;
 use crate::notifier::route::Route;
+use crate::notifier::timeinterval::{self, TimeIntervals};
 use crate::notifier::webhook::{RawWebhookConfig, WebhookConfig};
 use crate::notifier::{dingtalk, email, sms, webhook};
 use fedwatch_config::parse_duration;
@@ -84,6 +86,8 @@ pub struct AlertmanagerConfig {
     pub templates: Vec<String>,
     /// `inhibit_rules`, in file order.
     pub inhibit_rules: Vec<InhibitRule>,
+    /// `time_intervals` and `mute_time_intervals`, by name.
+    pub time_intervals: TimeIntervals,
     /// The file as read (`config.original` of `/api/v2/status`).
     pub original: String,
     /// Things accepted but not acted on yet, e.g. email receivers or inhibit rules.
@@ -329,6 +333,7 @@ pub fn parse(path: &Path, src: &str) -> Result<AlertmanagerConfig, Error> {
     }
 
     let mut interval_names = HashSet::new();
+    let mut time_intervals = TimeIntervals::new();
     for ti in raw.time_intervals.iter().flatten().chain(raw.mute_time_intervals.iter().flatten()) {
         let line = Some(ti.referenced.line());
         let name = ti.value.name.clone().unwrap_or_default();
@@ -338,7 +343,11 @@ pub fn parse(path: &Path, src: &str) -> Result<AlertmanagerConfig, Error> {
         if !interval_names.insert(name.clone()) {
             return Err(fail(line, format!("mute time interval {name:?} is not unique")));
         }
-        let _ = &ti.value.time_intervals;
+        let specs = match &ti.value.time_intervals {
+            Some(raw) => timeinterval::parse_specs(raw).map_err(|e| fail(line, format!("time interval {name:?}: {e}")))?,
+            None => Vec::new(),
+        };
+        time_intervals.insert(name, specs);
     }
 
     let mut inhibit_rules = Vec::new();
@@ -372,6 +381,7 @@ pub fn parse(path: &Path, src: &str) -> Result<AlertmanagerConfig, Error> {
         receivers,
         templates: raw.templates.unwrap_or_default(),
         inhibit_rules,
+        time_intervals,
         original: src.to_string(),
         warnings,
     })
@@ -381,6 +391,23 @@ impl AlertmanagerConfig {
     /// The receiver called `name`.
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|r| r.name == name)
+    }
+
+    /// The interval names that mute `route` at `ms`: its active `mute_time_intervals`, or
+    /// all its `active_time_intervals` when none of them is active.
+    pub fn muted_by(&self, route: &Route, ms: i64) -> Vec<String> {
+        let mut out: Vec<String> = timeinterval::active(&self.time_intervals, &route.mute_time_intervals, ms)
+            .into_iter()
+            .cloned()
+            .collect();
+        if !route.active_time_intervals.is_empty()
+            && timeinterval::active(&self.time_intervals, &route.active_time_intervals, ms).is_empty()
+        {
+            out.extend(route.active_time_intervals.iter().cloned());
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 }
 

@@ -31,6 +31,10 @@ pub struct Route {
     pub labels: BTreeMap<String, String>,
     pub routes: Vec<Route>,
     pub key: String,
+    /// Interval names during which this route sends nothing (not inherited, as in Alertmanager).
+    pub mute_time_intervals: Vec<String>,
+    /// Interval names outside all of which this route sends nothing.
+    pub active_time_intervals: Vec<String>,
 }
 
 type RouteError = (Option<u64>, String);
@@ -65,6 +69,8 @@ impl Route {
             labels: BTreeMap::new(),
             routes: Vec::new(),
             key: String::new(),
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
         };
         if raw.receiver.as_deref().unwrap_or("").is_empty() {
             // Alertmanager reports problems inside the route (group_by, intervals) first.
@@ -172,6 +178,8 @@ impl Route {
             labels,
             routes: Vec::new(),
             key,
+            mute_time_intervals: raw.mute_time_intervals.unwrap_or_default(),
+            active_time_intervals: raw.active_time_intervals.unwrap_or_default(),
         };
         let mut children = Vec::new();
         for child in raw.routes.unwrap_or_default() {

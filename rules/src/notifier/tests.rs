@@ -390,3 +390,55 @@ async fn unreadable_state_files_are_set_aside() {
     assert!(dir.join("silences.json.corrupt").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_route_muted_by_a_time_interval_sends_nothing_inside_it_and_sends_after() {
+    let (url, mut rx) = receiver(vec![]).await;
+    // T0 is 2026-01-01 00:00 UTC: inside "night" until 06:00.
+    let src = format!(
+        "route:\n  receiver: hook\n  group_wait: 30s\n  group_interval: 1m\n  routes:\n  - matchers: [team=\"db\"]\n    mute_time_intervals: [night]\n\
+         receivers:\n- name: hook\n  webhook_configs:\n  - url: {url}\n\
+         time_intervals:\n- name: night\n  time_intervals:\n  - times: [{{start_time: '00:00', end_time: '06:00'}}]\n"
+    );
+    let config = config::parse(Path::new("am.yml"), &src).unwrap();
+    let n = Notifier::new(config, "http://fw:9090", Registry::new());
+    let mut a = alert("Down", "a", T0, T0 + 48 * 3600 * S);
+    a.labels = Labels::from_pairs([("alertname", "Down"), ("instance", "a"), ("team", "db")]);
+    n.receive(vec![a], T0);
+
+    for minute in [1, 2, 359] {
+        assert_eq!(
+            flush(&n, T0 + minute * 60 * S).await,
+            0,
+            "muted at minute {minute}: no delivery started"
+        );
+    }
+    assert!(rx.try_recv().is_err(), "nothing sent inside the interval");
+    let views = n.alerts(T0 + 359 * 60 * S);
+    assert_eq!(views[0].muted_by, vec!["night".to_string()]);
+    assert_eq!(views[0].state(), "active", "time muting is not a silence or inhibition");
+
+    // 06:00 is outside (end exclusive): the first notification goes out, since nothing was logged.
+    flush(&n, T0 + 360 * 60 * S).await;
+    let p = recv(&mut rx).await;
+    assert_eq!(p["notification_reason"], "first notification");
+    assert!(n.alerts(T0 + 360 * 60 * S)[0].muted_by.is_empty());
+}
+
+#[test]
+fn active_time_intervals_mute_outside_every_named_interval() {
+    let src = "route:\n  receiver: r\n  routes:\n  - receiver: r\n    active_time_intervals: [weekdays, mornings]\n\
+               receivers:\n- name: r\n\
+               time_intervals:\n- name: weekdays\n  time_intervals:\n  - weekdays: ['monday:friday']\n\
+               - name: mornings\n  time_intervals:\n  - times: [{start_time: '06:00', end_time: '12:00'}]\n";
+    let config = config::parse(Path::new("am.yml"), src).unwrap();
+    let route = &config.route.routes[0];
+    // 2026-01-03 is a Saturday, 2026-01-01 a Thursday.
+    let sat_night = T0 + 2 * 24 * 3600 * S + 23 * 3600 * S;
+    let sat_morning = T0 + 2 * 24 * 3600 * S + 7 * 3600 * S;
+    let thu_night = T0 + 23 * 3600 * S;
+    assert_eq!(config.muted_by(route, sat_night), vec!["mornings", "weekdays"]);
+    assert!(config.muted_by(route, sat_morning).is_empty());
+    assert!(config.muted_by(route, thu_night).is_empty());
+    assert!(config.muted_by(&config.route, sat_night).is_empty(), "the root has no intervals");
+}
