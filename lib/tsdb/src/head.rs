@@ -11,11 +11,19 @@
 //! series' newest is rejected (counted as out of order); one at the same time with the same
 //! value bits is dropped silently (a re-sent sample), with different bits it is counted as a
 //! duplicate. Refs are never reused while the head lives.
+//!
+//! Memory: a series costs its packed labels (one allocation, see [`compact_labels`]), one
+//! boxed [`MemSeries`] (so the series map's slack holds pointers, not whole series), an
+//! entry in the fingerprint map (collisions go to a side map, so no list per series), its
+//! refs in the postings lists, and its chunks.
+
+mod compact_labels;
 
 use std::collections::HashMap;
 
 use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
+use self::compact_labels::CompactLabels;
 use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK};
 use crate::postings::{MemPostings, SeriesRef};
 use crate::{AppendError, AppendStats};
@@ -33,7 +41,7 @@ struct ClosedChunk {
 /// One series in the head.
 #[derive(Debug)]
 struct MemSeries {
-    labels: Labels,
+    labels: CompactLabels,
     closed: Vec<ClosedChunk>,
     open: ChunkEncoder,
     open_min_t: i64,
@@ -42,9 +50,9 @@ struct MemSeries {
 }
 
 impl MemSeries {
-    fn new(labels: Labels) -> Self {
+    fn new(labels: &Labels) -> Self {
         MemSeries {
-            labels,
+            labels: CompactLabels::new(labels),
             closed: Vec::new(),
             open: ChunkEncoder::new(),
             open_min_t: 0,
@@ -209,8 +217,10 @@ pub struct TruncateStats {
 /// Series, postings and chunks in memory.
 #[derive(Debug, Default)]
 pub struct Head {
-    series: FastMap<SeriesRef, MemSeries>,
-    by_fingerprint: FastMap<u64, Vec<SeriesRef>>,
+    series: FastMap<SeriesRef, Box<MemSeries>>,
+    /// The first series with each fingerprint; later ones with the same are in `collided`.
+    by_fingerprint: FastMap<u64, SeriesRef>,
+    collided: FastMap<u64, Vec<SeriesRef>>,
     postings: MemPostings,
     next_ref: SeriesRef,
     max_t: Option<i64>,
@@ -243,10 +253,42 @@ impl Head {
 
     /// The ref of the series with exactly these labels.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
-        let refs = self.by_fingerprint.get(&fingerprint(labels))?;
-        refs.iter()
-            .copied()
-            .find(|r| self.series.get(r).is_some_and(|s| &s.labels == labels))
+        let fp = fingerprint(labels);
+        let first = *self.by_fingerprint.get(&fp)?;
+        let same = |r: &SeriesRef| self.series.get(r).is_some_and(|s| s.labels.eq_labels(labels));
+        if same(&first) {
+            return Some(first);
+        }
+        self.collided.get(&fp)?.iter().copied().find(same)
+    }
+
+    fn index_fingerprint(&mut self, fp: u64, r: SeriesRef) {
+        match self.by_fingerprint.entry(fp) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.entry(fp).or_default().push(r),
+        }
+    }
+
+    fn unindex_fingerprint(&mut self, fp: u64, r: SeriesRef) {
+        if self.by_fingerprint.get(&fp) == Some(&r) {
+            // Promote a colliding series, if any, to be the first.
+            let next = self.collided.get_mut(&fp).and_then(|c| c.pop());
+            match next {
+                Some(n) => {
+                    self.by_fingerprint.insert(fp, n);
+                }
+                None => {
+                    self.by_fingerprint.remove(&fp);
+                }
+            }
+        } else if let Some(c) = self.collided.get_mut(&fp) {
+            c.retain(|x| *x != r);
+        }
+        if self.collided.get(&fp).is_some_and(Vec::is_empty) {
+            self.collided.remove(&fp);
+        }
     }
 
     /// Creates a series under a ref chosen by the caller (replay, or a committed plan).
@@ -255,9 +297,9 @@ impl Head {
         if let Some(existing) = self.lookup(&labels) {
             return existing;
         }
-        self.by_fingerprint.entry(fingerprint(&labels)).or_default().push(r);
+        self.index_fingerprint(fingerprint(&labels), r);
         self.postings.add(r, &labels);
-        self.series.insert(r, MemSeries::new(labels));
+        self.series.insert(r, Box::new(MemSeries::new(&labels)));
         self.next_ref = self.next_ref.max(r + 1);
         r
     }
@@ -370,14 +412,9 @@ impl Head {
             if let Some(s) = self.series.remove(&r) {
                 stats.chunks_removed += s.chunk_count();
                 stats.series_removed += 1;
-                self.postings.remove(r, &s.labels);
-                let fp = fingerprint(&s.labels);
-                if let Some(refs) = self.by_fingerprint.get_mut(&fp) {
-                    refs.retain(|x| *x != r);
-                    if refs.is_empty() {
-                        self.by_fingerprint.remove(&fp);
-                    }
-                }
+                let labels = s.labels.to_labels();
+                self.postings.remove(r, &labels);
+                self.unindex_fingerprint(fingerprint(&labels), r);
             }
         }
         self.chunks -= stats.chunks_removed;
@@ -414,7 +451,7 @@ impl Head {
                 }
             }
             if !chunks.is_empty() {
-                out.push((s.labels.clone(), chunks));
+                out.push((s.labels.to_labels(), chunks));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -453,7 +490,7 @@ impl Head {
 
     /// Every series' ref and labels, for a WAL checkpoint.
     pub fn all_series(&self) -> Vec<(SeriesRef, Labels)> {
-        let mut out: Vec<(SeriesRef, Labels)> = self.series.iter().map(|(r, s)| (*r, s.labels.clone())).collect();
+        let mut out: Vec<(SeriesRef, Labels)> = self.series.iter().map(|(r, s)| (*r, s.labels.to_labels())).collect();
         out.sort_unstable_by_key(|(r, _)| *r);
         out
     }
@@ -473,7 +510,7 @@ impl Head {
                 let mut samples = Vec::new();
                 s.samples_in(mint, maxt, &mut samples);
                 (!samples.is_empty()).then(|| TimeSeries {
-                    labels: s.labels.clone(),
+                    labels: s.labels.to_labels(),
                     samples,
                 })
             })
@@ -487,7 +524,7 @@ impl Head {
         let mut out: Vec<Labels> = self
             .postings_for(matchers)
             .into_iter()
-            .filter_map(|r| self.series.get(&r).map(|s| s.labels.clone()))
+            .filter_map(|r| self.series.get(&r).map(|s| s.labels.to_labels()))
             .collect();
         out.sort();
         out
@@ -502,7 +539,7 @@ impl Head {
         let mut names: Vec<String> = Vec::new();
         for r in refs {
             if let Some(s) = self.series.get(&r) {
-                names.extend(s.labels.iter().map(|l| l.name.clone()));
+                names.extend(s.labels.iter().map(|(n, _)| n.to_string()));
             }
         }
         names.sort_unstable();
@@ -549,6 +586,23 @@ mod tests {
             let l = Labels::from_pairs(pairs);
             assert_eq!(fingerprint(&l), l.fingerprint(), "{l}");
         }
+    }
+
+    #[test]
+    fn fingerprint_collisions_keep_every_series_findable() {
+        // Real xxh3 collisions are not at hand: index three refs under one made-up fingerprint.
+        let mut h = Head::new();
+        for r in [1, 2, 3] {
+            h.index_fingerprint(7, r);
+        }
+        assert_eq!((h.by_fingerprint[&7], h.collided[&7].clone()), (1, vec![2, 3]));
+        h.unindex_fingerprint(7, 2);
+        assert_eq!((h.by_fingerprint[&7], h.collided[&7].clone()), (1, vec![3]));
+        h.unindex_fingerprint(7, 1);
+        assert_eq!(h.by_fingerprint[&7], 3);
+        assert!(!h.collided.contains_key(&7));
+        h.unindex_fingerprint(7, 3);
+        assert!(h.by_fingerprint.is_empty() && h.collided.is_empty());
     }
 
     #[test]
