@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use fedwatch_model::Labels;
+use hmac::{Hmac, Mac};
 use serde::Serialize;
+use sha2::Sha256;
 
 use crate::notifier::integration::{Notification, SendContext, any_body, http_attempt, with_retries};
 
@@ -214,11 +216,26 @@ impl Default for Backoff {
     }
 }
 
-/// POSTs `body` to `url` with the shared retry rule ([`with_retries`], [`http_attempt`]).
+/// The header carrying the body's HMAC when `fedwatch_hmac_secret_file` is set.
+pub const SIGNATURE_HEADER: &str = "X-Fedwatch-Signature";
+
+/// `sha256=<lowercase hex HMAC-SHA256 of body keyed by secret>`, the signature header value.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// POSTs `body` to `url` with `headers` added, under the shared retry rule
+/// ([`with_retries`], [`http_attempt`]).
 pub async fn post(
     ctx: &SendContext<'_>,
     url: &str,
     body: String,
+    headers: &[(&'static str, String)],
     timeout: Option<Duration>,
     on_attempt: &mut (dyn FnMut(bool) + Send),
 ) -> Result<(), DeliveryError> {
@@ -227,8 +244,11 @@ pub async fn post(
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::USER_AGENT, concat!("Fedwatch/", env!("CARGO_PKG_VERSION")))
-            .body(body.clone());
+            .header(reqwest::header::USER_AGENT, concat!("Fedwatch/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let mut req = req.body(body.clone());
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
@@ -263,5 +283,10 @@ pub(crate) async fn notify(
                 last: format!("cannot read url_file {}: {e}", p.display()),
             })?,
     };
-    post(ctx, &url, body, c.timeout, on_attempt).await
+    let mut headers = Vec::new();
+    if let Some(path) = &c.hmac_secret_file {
+        let secret = super::config::read_secret(path).map_err(|e| DeliveryError::Exhausted { attempts: 0, last: e })?;
+        headers.push((SIGNATURE_HEADER, signature(&secret, body.as_bytes())));
+    }
+    post(ctx, &url, body, &headers, c.timeout, on_attempt).await
 }
