@@ -12,7 +12,8 @@
 #   * disk bytes per sample once the data is in blocks: Prometheus writes its head as a
 #     block through the snapshot API (--web.enable-admin-api), ours is stopped and its head
 #     written as one block by the flush_head example, VM is flushed with /internal/force_flush
-#     and its whole data directory (index included) divided by the rows it stored;
+#     and its whole data directory (index included) divided by the rows it stored; also split
+#     into sample data per sample and index per series (VM: data/ and indexdb/);
 #   * the ratios to Prometheus.
 #
 # Flags: --duration SECONDS (measuring window, default 240), --warmup SECONDS (default 30),
@@ -114,7 +115,13 @@ wait_ready() { # name url log
     echo "$1 not ready after 120s; its log:" >&2; tail -20 "$3" >&2; return 1
 }
 
-declare -A cpu rss disk samples series load
+declare -A cpu rss disk samples series load chunkb indexb
+# Bytes per sample of the sample data alone, and index bytes per series: a short run has
+# few samples per series, so the index weighs far more than in a 2 h block.
+split() { # name data-bytes index-bytes samples
+    chunkb[$1]=$(awk -v b="$2" -v n="$4" 'BEGIN { printf "%.3f", (n > 0 ? b / n : 0) }')
+    indexb[$1]=$(awk -v b="$3" -v n="${series[$1]}" 'BEGIN { printf "%.0f", (n > 0 ? b / n : 0) }')
+}
 measure() { # name metrics-url samples-metric samples-filter series-metric series-filter
     local name=$1 url=$2
     sleep "$warmup"
@@ -147,6 +154,7 @@ for system in $only; do
             bytes=$(du -sb "$sdir" | cut -f1)
             disk[prometheus]=$(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? b / n : 0) }')
             echo "prometheus: snapshot block $bytes bytes for $n samples" >&2
+            split prometheus "$(cat "$sdir"/*/chunks/* | wc -c)" "$(cat "$sdir"/*/index | wc -c)" "$n"
             ;;
         victoria)
             "$victoria" -promscrape.config="$scratch/prometheus.yml" -storageDataPath="$scratch/vm-data" \
@@ -161,6 +169,7 @@ for system in $only; do
             bytes=$(du -sb "$scratch/vm-data" | cut -f1)
             disk[victoria]=$(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? b / n : 0) }')
             echo "victoria: data directory $bytes bytes for $n rows" >&2
+            split victoria "$(du -sb "$scratch/vm-data/data" | cut -f1)" "$(du -sb "$scratch/vm-data/indexdb" | cut -f1)" "$n"
             ;;
         edge)
             "${EDGE:-$bin/edge}" --config.file="$scratch/prometheus.yml" --storage.path="$scratch/edge-data" \
@@ -175,6 +184,7 @@ for system in $only; do
             n=$(echo "$out" | awk -F= '$1 == "samples" { print $2 }')
             disk[edge]=$(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? b / n : 0) }')
             echo "edge: head written as one block of $bytes bytes for $n samples" >&2
+            split edge "$(echo "$out" | awk -F= '$1 == "chunks_bytes" { print $2 }')" "$(echo "$out" | awk -F= '$1 == "index_bytes" { print $2 }')" "$n"
             ;;
         *) echo "unknown system $system; accepted: prometheus victoria edge" >&2; exit 2 ;;
     esac
@@ -186,13 +196,14 @@ ratio() { # value base
 }
 echo
 echo "$targets targets, $fleet_series fleet series, 5 s scrape interval, ${duration}s measured after ${warmup}s warm-up"
-printf '| %-10s | %-22s | %-26s | %-26s | %-10s |\n' system "CPU-s / M samples" "peak RSS B / active series" "disk B / sample" "load"
-printf '| %-10s | %-22s | %-26s | %-26s | %-10s |\n' --- --- --- --- ---
+printf '| %-10s | %-22s | %-26s | %-16s | %-16s | %-14s | %-14s |\n' system "CPU-s / M samples" "peak RSS B / active series" "disk B / sample" "data B / sample" "index B / series" "load"
+printf '| %-10s | %-22s | %-26s | %-16s | %-16s | %-14s | %-14s |\n' --- --- --- --- --- --- ---
 base_cpu=${cpu[prometheus]:-} base_rss=${rss[prometheus]:-} base_disk=${disk[prometheus]:-}
 for system in $only; do
-    printf '| %-10s | %-22s | %-26s | %-26s | %-10s |\n' "$system" \
+    printf '| %-10s | %-22s | %-26s | %-16s | %-16s | %-14s | %-14s |\n' "$system" \
         "${cpu[$system]:-} ($(ratio "${cpu[$system]:-}" "$base_cpu")x)" \
         "${rss[$system]:-} ($(ratio "${rss[$system]:-}" "$base_rss")x) of ${series[$system]:-}" \
         "${disk[$system]:-} ($(ratio "${disk[$system]:-}" "$base_disk")x)" \
+        "${chunkb[$system]:-}" "${indexb[$system]:-}" \
         "${load[$system]:-}"
 done
