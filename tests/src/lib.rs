@@ -286,3 +286,25 @@ pub async fn query_value(client: &reqwest::Client, port: u16, promql: &str) -> O
     let r = query(client, port, promql).await?;
     r.first()?["value"][1].as_str()?.parse().ok()
 }
+
+/// Webhook payloads a [`webhook_receiver`] got, in arrival order.
+pub type Payloads = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// An Alertmanager-style webhook receiver on a free port, recording every POST to `/hook`
+/// (a body that is not JSON is kept as a string saying so).
+pub async fn webhook_receiver() -> (u16, Payloads) {
+    use axum::extract::State;
+    let payloads: Payloads = Payloads::default();
+    async fn hook(State(p): State<Payloads>, body: axum::body::Bytes) -> &'static str {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")));
+        p.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+        "ok"
+    }
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(payloads.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a webhook receiver");
+    let port = listener.local_addr().expect("local address").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, payloads)
+}

@@ -77,10 +77,22 @@ async fn every_dashboard_panel_answers_from_the_central() {
         &[],
     );
     wait_ready(&client, central.port, "central").await;
-    let jobs: String = ["node-exporter", "kube-state-metrics", "apiserver", "etcd", "scheduler", "controller-manager"]
-        .iter()
-        .map(|job| format!("  - job_name: {job}\n    file_sd_configs:\n      - files: ['{}']\n", fleet.sd.join(format!("cell-01/{job}.json")).display()))
-        .collect();
+    let jobs: String = [
+        "node-exporter",
+        "kube-state-metrics",
+        "apiserver",
+        "etcd",
+        "scheduler",
+        "controller-manager",
+    ]
+    .iter()
+    .map(|job| {
+        format!(
+            "  - job_name: {job}\n    file_sd_configs:\n      - files: ['{}']\n",
+            fleet.sd.join(format!("cell-01/{job}.json")).display()
+        )
+    })
+    .collect();
     let self_sd = scratch.path("fedwatch-sd.json");
     let edge = start_tier(
         "edge",
@@ -142,7 +154,10 @@ async fn every_dashboard_panel_answers_from_the_central() {
         assert!(!panels.is_empty(), "{file}: no panels");
         for p in panels {
             let title = p["title"].as_str().unwrap_or_default().to_string();
-            assert_eq!(p["datasource"]["uid"], "${datasource}", "{file}: panel {title} must use the datasource variable");
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "{file}: panel {title} must use the datasource variable"
+            );
             for t in p["targets"].as_array().into_iter().flatten() {
                 let raw = t["expr"].as_str().unwrap_or_default();
                 let expr = substitute(raw, &vars);
@@ -166,11 +181,22 @@ async fn every_dashboard_panel_answers_from_the_central() {
         }
     }
     assert!(checked >= 30, "only {checked} panel queries found");
-    assert!(failures.is_empty(), "{} of {checked} panel queries failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} panel queries failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

@@ -2,12 +2,8 @@
 //! scraped by an edge, forwarded through a cascade, and queried at the central with every
 //! tier's external labels; then a rule fires and resolves at a real webhook receiver.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
 use fedwatch_e2e::*;
 use serde_json::Value;
 
@@ -108,22 +104,6 @@ async fn node_exporter_samples_reach_the_central_with_every_tiers_external_label
         let healthy = client.get(format!("http://127.0.0.1:{}/-/healthy", t.port)).send().await.unwrap();
         assert!(healthy.status().is_success());
     }
-}
-
-type Payloads = Arc<Mutex<Vec<Value>>>;
-
-async fn webhook_receiver() -> (u16, Payloads) {
-    let payloads: Payloads = Arc::default();
-    async fn hook(State(p): State<Payloads>, body: axum::body::Bytes) -> &'static str {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|e| Value::String(format!("not JSON: {e}")));
-        p.lock().unwrap().push(v);
-        "ok"
-    }
-    let app = Router::new().route("/hook", post(hook)).with_state(payloads.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (port, payloads)
 }
 
 fn is_rfc3339(v: &Value) -> bool {

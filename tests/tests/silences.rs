@@ -5,30 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
 use fedwatch_e2e::*;
 use serde_json::Value;
-
-type Payloads = Arc<Mutex<Vec<Value>>>;
-
-async fn webhook_receiver() -> (u16, Payloads) {
-    let payloads: Payloads = Arc::default();
-    async fn hook(State(p): State<Payloads>, body: axum::body::Bytes) -> &'static str {
-        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|e| Value::String(format!("not JSON: {e}")));
-        p.lock().unwrap().push(v);
-        "ok"
-    }
-    let app = Router::new().route("/hook", post(hook)).with_state(payloads.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (port, payloads)
-}
 
 /// Runs amtool against the central and returns its stdout; fails with its stderr.
 fn amtool(amtool: &PathBuf, port: u16, args: &[&str]) -> String {
