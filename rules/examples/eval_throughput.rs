@@ -106,7 +106,10 @@ fn main() {
                     ("code", (*code).to_string()),
                 ]);
                 let samples = (0..=SPAN_MS / STEP_MS)
-                    .map(|k| Sample { t: now - SPAN_MS + k * STEP_MS, v: per_s * (k * 15) as f64 })
+                    .map(|k| Sample {
+                        t: now - SPAN_MS + k * STEP_MS,
+                        v: per_s * (k * 15) as f64,
+                    })
                     .collect();
                 batch.push(TimeSeries { labels, samples });
                 if batch.len() == 10_000 {

@@ -62,7 +62,10 @@ fn record(args: &[String]) {
     let rounds = num(args, "--rounds", 20);
     let batch = num(args, "--batch", 2000) as usize;
     // Ending now, so no receiver refuses the samples as too old for its retention.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let base: i64 = now - rounds as i64 * 15_000;
     let mut labels = Vec::new();
     for t in 0..targets {
