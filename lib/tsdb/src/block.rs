@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TsdbError;
 use crate::packed;
-use crate::postings::{MemPostings, SeriesRef, intersect};
+use crate::postings::{MemPostings, SeriesRef};
 use crate::wal::{Reader, io_err, put_str, put_uvarint, put_varint, sync_dir};
 
 /// Block format version written by this code.
@@ -587,12 +587,7 @@ impl Block {
         if matchers.is_empty() {
             return self.postings.values(name).map(|(v, _)| v.to_string()).collect();
         }
-        let refs = self.postings_for(matchers);
-        self.postings
-            .values(name)
-            .filter(|(_, list)| !intersect(list, &refs).is_empty())
-            .map(|(v, _)| v.to_string())
-            .collect()
+        self.postings.values_among(name, &self.postings_for(matchers))
     }
 }
 

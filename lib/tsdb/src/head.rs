@@ -552,14 +552,7 @@ impl Head {
         if matchers.is_empty() {
             return self.postings.values(name).map(|(v, _)| v.to_string()).collect();
         }
-        let refs = self.postings_for(matchers);
-        // Walk the name's values and keep those whose list meets the selection: cheap when
-        // the name has few values, which is the common case for dashboards.
-        self.postings
-            .values(name)
-            .filter(|(_, list)| !crate::postings::intersect(list, &refs).is_empty())
-            .map(|(v, _)| v.to_string())
-            .collect()
+        self.postings.values_among(name, &self.postings_for(matchers))
     }
 }
 

@@ -75,6 +75,16 @@ impl MemPostings {
             .flat_map(|v| v.iter().map(|(k, l)| (k.as_str(), l.as_slice())))
     }
 
+    /// Sorted values of `name` held by at least one of `refs` (sorted): the answer to a
+    /// label-values query with matchers. Walks the name's values, which is cheap when a name
+    /// has few values, the common case for dashboards.
+    pub fn values_among(&self, name: &str, refs: &[SeriesRef]) -> Vec<String> {
+        self.values(name)
+            .filter(|(_, list)| !intersect(list, refs).is_empty())
+            .map(|(v, _)| v.to_string())
+            .collect()
+    }
+
     /// The list for one exact pair (empty when absent).
     pub fn get(&self, name: &str, value: &str) -> &[SeriesRef] {
         self.index.get(name).and_then(|v| v.get(value)).map(Vec::as_slice).unwrap_or(&[])
