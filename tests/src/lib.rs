@@ -308,3 +308,26 @@ pub async fn webhook_receiver() -> (u16, Payloads) {
     tokio::spawn(async move { axum::serve(listener, app).await });
     (port, payloads)
 }
+
+/// A running stock Prometheus (Debian's package) and its port.
+pub struct Prometheus {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+/// Starts Debian's Prometheus on `config` with its store in `prom-data`, a free port and
+/// `extra` flags; fails with an instruction when the package is missing.
+pub fn start_prometheus(scratch: &Scratch, config: &Path, extra: &[&str]) -> Prometheus {
+    let program = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
+    let port = free_port();
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Prometheus {
+        proc: Proc::start("prometheus", &program, &args, scratch),
+        port,
+    }
+}

@@ -269,24 +269,13 @@ fn same(x: &Value, y: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_requests_get_the_answers_prometheus_gives() {
-    let prometheus = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
     let scratch = Scratch::new("grafana-api");
     let client = reqwest::Client::new();
 
     let central = start_tier("central", "central", &scratch, "global: {}\n", &[]);
-    let prom_port = free_port();
     let config = scratch.write("prometheus.yml", "global: {}\n");
-    let _prom = Proc::start(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
-        &scratch,
-    );
+    let prom = start_prometheus(&scratch, &config, &["--web.enable-remote-write-receiver"]);
+    let prom_port = prom.port;
     wait_ready(&client, central.port, "central").await;
     wait_ready(&client, prom_port, "prometheus").await;
 

@@ -42,7 +42,6 @@ fn unix_now() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike() {
-    let prometheus = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
     let scratch = Scratch::new("interop-prom-to-cascade");
     let client = reqwest::Client::new();
     let fleet = start_fleet(&scratch, 1, 2).await;
@@ -56,7 +55,6 @@ async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike()
     );
     wait_ready(&client, cascade.port, "cascade").await;
 
-    let prom_port = free_port();
     let config = scratch.write(
         "prometheus.yml",
         &format!(
@@ -65,16 +63,8 @@ async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike()
             remote_write(&format!("http://127.0.0.1:{}/api/v1/write", cascade.port))
         ),
     );
-    let _prom = Proc::start(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        &scratch,
-    );
+    let prom = start_prometheus(&scratch, &config, &[]);
+    let prom_port = prom.port;
     wait_ready(&client, prom_port, "prometheus").await;
 
     // Compare at a time a few seconds back, so both have every sample up to it; poll until
@@ -125,25 +115,14 @@ async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_edge_remote_writes_into_stock_prometheus_and_victoria_metrics() {
-    let prometheus = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
     let vm = system_binary("victoria-metrics").expect("victoria-metrics is not installed: run scripts/install-deps");
     let scratch = Scratch::new("interop-edge-to-stock");
     let client = reqwest::Client::new();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
-    let prom_port = free_port();
     let prom_config = scratch.write("prometheus.yml", "global:\n  scrape_interval: 15s\n");
-    let _prom = Proc::start(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", prom_config.display()),
-            format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
-        &scratch,
-    );
+    let prom = start_prometheus(&scratch, &prom_config, &["--web.enable-remote-write-receiver"]);
+    let prom_port = prom.port;
     let vm_port = free_port();
     let _vm = Proc::start(
         "victoria-metrics",
@@ -224,12 +203,10 @@ async fn our_edge_remote_writes_into_stock_prometheus_and_victoria_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_cascade_federates_a_stock_prometheus() {
-    let prometheus = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
     let scratch = Scratch::new("interop-federate");
     let client = reqwest::Client::new();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
-    let prom_port = free_port();
     let config = scratch.write(
         "prometheus.yml",
         &format!(
@@ -237,16 +214,8 @@ async fn our_cascade_federates_a_stock_prometheus() {
             fleet_scrape_configs(&fleet)
         ),
     );
-    let _prom = Proc::start(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        &scratch,
-    );
+    let prom = start_prometheus(&scratch, &config, &[]);
+    let prom_port = prom.port;
     let cascade = start_tier(
         "cascade",
         "cascade",

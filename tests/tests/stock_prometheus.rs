@@ -44,7 +44,6 @@ fn example_configs_pass_promtool_and_amtool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_config_file_runs_under_stock_prometheus_and_our_edge() {
-    let prometheus = system_binary("prometheus").expect("prometheus is not installed: run scripts/install-deps");
     let scratch = Scratch::new("stock-prometheus");
     let client = reqwest::Client::new();
 
@@ -59,17 +58,8 @@ async fn one_config_file_runs_under_stock_prometheus_and_our_edge() {
             .as_str(),
     );
 
-    let prom_port = free_port();
-    let _prom = Proc::start(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", scratch.path("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        &scratch,
-    );
+    let prom = start_prometheus(&scratch, &config, &[]);
+    let prom_port = prom.port;
     let edge_port = free_port();
     let _edge = Proc::start(
         "edge",
