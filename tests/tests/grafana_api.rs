@@ -318,6 +318,12 @@ async fn grafana_requests_get_the_answers_prometheus_gives() {
         v.extend(extra.iter().map(|(k, x)| (*k, x.to_string())));
         v
     };
+    // A malformed `query_range` of `up`: start, end and the step (None leaves it out).
+    let range = |start: String, end: String, step: Option<&str>| {
+        let mut p = vec![("query", "up".to_string()), ("start", start), ("end", end)];
+        p.extend(step.map(|s| ("step", s.to_string())));
+        ("POST", "/api/v1/query_range".to_string(), p)
+    };
     requests.extend([
         (
             "POST",
@@ -371,61 +377,12 @@ async fn grafana_requests_get_the_answers_prometheus_gives() {
             "/api/v1/query".into(),
             vec![("query", "up".into()), ("timeout", "soon".into())],
         ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![
-                ("query", "up".into()),
-                ("start", secs(stop)),
-                ("end", secs(start)),
-                ("step", "30".into()),
-            ],
-        ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![("query", "up".into()), ("start", secs(start)), ("end", secs(stop))],
-        ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![
-                ("query", "up".into()),
-                ("start", secs(start)),
-                ("end", secs(stop)),
-                ("step", "0".into()),
-            ],
-        ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![
-                ("query", "up".into()),
-                ("start", secs(start)),
-                ("end", secs(stop)),
-                ("step", "-15".into()),
-            ],
-        ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![
-                ("query", "up".into()),
-                ("start", "0".into()),
-                ("end", "100000".into()),
-                ("step", "1".into()),
-            ],
-        ),
-        (
-            "POST",
-            "/api/v1/query_range".into(),
-            vec![
-                ("query", "up".into()),
-                ("start", "abc".into()),
-                ("end", secs(stop)),
-                ("step", "15".into()),
-            ],
-        ),
+        range(secs(stop), secs(start), Some("30")),
+        range(secs(start), secs(stop), None),
+        range(secs(start), secs(stop), Some("0")),
+        range(secs(start), secs(stop), Some("-15")),
+        range("0".into(), "100000".into(), Some("1")),
+        range("abc".into(), secs(stop), Some("15")),
         (
             "POST",
             "/api/v1/query".into(),
