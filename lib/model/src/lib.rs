@@ -4,6 +4,7 @@
 pub mod gofloat;
 pub mod labels;
 pub mod matcher;
+pub mod par;
 pub mod sample;
 pub mod selfmetrics;
 pub mod textparse;

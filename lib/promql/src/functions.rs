@@ -13,7 +13,7 @@ use promql_parser::parser::{Call, Expr};
 
 use crate::QueryError;
 use crate::aggregations::{kahan_inc, quantile, valid_label_name};
-use crate::engine::{Evaluator, Series, Val, Windowed, exec};
+use crate::engine::{Evaluator, RawSeries, Series, Val, Windowed, exec};
 
 /// Formats a float as Go's `%v` / `%g` do for messages (`1e+06`, `3.5`, `NaN`).
 pub(crate) fn go_float(v: f64) -> String {
@@ -89,10 +89,19 @@ fn map_values(mut v: Vec<Series>, mut f: impl FnMut(f64, usize) -> f64) -> Vec<S
     v
 }
 
-/// Evaluates a range function over every window of every series.
-fn over_windows(w: &Windowed, keep_name: bool, mut f: impl FnMut(&[Sample], usize, i64) -> Option<f64>) -> Vec<Series> {
-    let mut out = Vec::with_capacity(w.series.len());
-    for s in &w.series {
+/// Fewest series one thread evaluates a range function over before another is worth it.
+const WINDOW_PART: usize = 512;
+
+/// Evaluates a range function over every window of every series, the series spread over the
+/// CPUs (see `fedwatch_model::par`).
+fn over_windows(w: &Windowed, keep_name: bool, f: impl Fn(&[Sample], usize, i64) -> Option<f64> + Sync) -> Vec<Series> {
+    fedwatch_model::par::map_parts(&w.series, WINDOW_PART, |part| windows_of(part, w, keep_name, &f))
+}
+
+/// [`over_windows`] on one thread, for `f` that reports through the evaluator.
+fn windows_of(series: &[RawSeries], w: &Windowed, keep_name: bool, mut f: impl FnMut(&[Sample], usize, i64) -> Option<f64>) -> Vec<Series> {
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
         let mut any = false;
         // Windows only move forward with the steps, so two cursors walk the samples once.
         let (mut lo, mut hi, mut prev) = (0usize, 0usize, i64::MIN);
@@ -1104,7 +1113,7 @@ fn range_function(ev: &Evaluator, name: &'static str, args: &[&Expr]) -> Result<
         "present_over_time" => over_windows(&w, false, |_, _, _| Some(1.0)),
         "stddev_over_time" => over_windows(&w, false, |s, _, _| Some(variance_of(s).sqrt())),
         "stdvar_over_time" => over_windows(&w, false, |s, _, _| Some(variance_of(s))),
-        "quantile_over_time" => over_windows(&w, false, |s, k, _| {
+        "quantile_over_time" => windows_of(&w.series, &w, false, |s, k, _| {
             check_quantile(ev, extra[0][k]);
             let mut vals: Vec<f64> = s.iter().map(|p| p.v).collect();
             Some(quantile(extra[0][k], &mut vals))

@@ -78,32 +78,62 @@ impl BitWriter {
     }
 }
 
-/// Reads bits MSB first.
+/// Reads bits MSB first, a big-endian 64-bit word at a time: any read of up to 56 bits is
+/// one load and two shifts (the word starts at the current byte, so at most 7 of its bits
+/// are behind the position). Near the end the word is zero-padded; reads past the end fail.
 struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl BitReader<'_> {
-    fn read_bit(&mut self) -> Option<bool> {
-        let byte = *self.bytes.get(self.pos >> 3)?;
-        let bit = (byte >> (7 - (self.pos & 7))) & 1;
-        self.pos += 1;
-        Some(bit == 1)
+    /// The 8 bytes starting at byte `i`, zero-padded past the end.
+    #[inline]
+    fn word_at(&self, i: usize) -> u64 {
+        let mut w = [0u8; 8];
+        match self.bytes.get(i..i + 8) {
+            Some(b) => w.copy_from_slice(b),
+            None => {
+                let rest = self.bytes.get(i..).unwrap_or(&[]);
+                w[..rest.len()].copy_from_slice(rest);
+            }
+        }
+        u64::from_be_bytes(w)
     }
 
-    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = *self.bytes.get(self.pos >> 3)?;
-            let avail = 8 - (self.pos & 7) as u8;
-            let take = avail.min(n);
-            let bits = (byte as u64 >> (avail - take)) & ((1u64 << take) - 1);
-            out = if take == 64 { bits } else { (out << take) | bits };
-            n -= take;
-            self.pos += take as usize;
+    /// The next `n` ≤ 56 bits without consuming them (zero bits past the end).
+    #[inline]
+    fn peek(&self, n: u8) -> u64 {
+        debug_assert!((1..=56).contains(&n));
+        (self.word_at(self.pos >> 3) << (self.pos & 7)) >> (64 - n)
+    }
+
+    /// Bits left to read.
+    #[inline]
+    fn left(&self) -> usize {
+        (self.bytes.len() * 8).saturating_sub(self.pos)
+    }
+
+    #[inline]
+    fn read_bits(&mut self, n: u8) -> Option<u64> {
+        if n as usize > self.left() {
+            return None;
         }
-        Some(out)
+        match n {
+            0 => Some(0),
+            1..=56 => {
+                let out = self.peek(n);
+                self.pos += n as usize;
+                Some(out)
+            }
+            _ => {
+                let hi = self.peek(n - 32);
+                self.pos += (n - 32) as usize;
+                let lo = self.peek(32);
+                self.pos += 32;
+                Some((hi << 32) | lo)
+            }
+        }
     }
 
     fn read_uvarint(&mut self) -> Option<u64> {
@@ -307,10 +337,13 @@ impl<'a> ChunkIter<'a> {
                 self.read_xor().ok_or_else(trunc)?;
             }
             _ => {
-                let mut ones = 0;
-                while ones < 4 && self.r.read_bit().ok_or_else(trunc)? {
-                    ones += 1;
+                // The bucket prefix is up to four ones ended by a zero: count them in one peek.
+                let ones = (self.r.peek(4) << 60).leading_ones().min(4) as usize;
+                let prefix = if ones == 4 { 4 } else { ones + 1 };
+                if prefix > self.r.left() {
+                    return Err(trunc());
                 }
+                self.r.pos += prefix;
                 let dod = match ones {
                     0 => 0,
                     4 => self.r.read_bits(64).ok_or_else(trunc)? as i64,
@@ -333,10 +366,20 @@ impl<'a> ChunkIter<'a> {
     }
 
     fn read_xor(&mut self) -> Option<()> {
-        if !self.r.read_bit()? {
+        // `0`: same value; `10`: reuse the window; `11`: a new window follows.
+        let control = self.r.peek(2);
+        if control < 2 {
+            if self.r.left() < 1 {
+                return None;
+            }
+            self.r.pos += 1;
             return Some(());
         }
-        if self.r.read_bit()? {
+        if self.r.left() < 2 {
+            return None;
+        }
+        self.r.pos += 2;
+        if control == 3 {
             self.leading = self.r.read_bits(5)? as u8;
             let sig = match self.r.read_bits(6)? as u8 {
                 0 => 64,
@@ -381,12 +424,27 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
 
 /// Decodes every sample of a chunk.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, ChunkError> {
-    let it = ChunkIter::new(bytes)?;
-    let mut out = Vec::with_capacity(it.sample_count());
-    for s in it {
-        out.push(s?);
-    }
+    let mut out = Vec::new();
+    decode_range_into(bytes, i64::MIN, i64::MAX, &mut out)?;
     Ok(out)
+}
+
+/// Appends the chunk's samples with `mint <= t <= maxt` to `out`, stopping at the first one
+/// after `maxt` (timestamps increase). On an error the samples before it stay appended.
+pub fn decode_range_into(bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let mut it = ChunkIter::new(bytes)?;
+    out.reserve(it.count);
+    while it.index < it.count {
+        let s = it.decode_next()?;
+        it.index += 1;
+        if s.t > maxt {
+            break;
+        }
+        if s.t >= mint {
+            out.push(s);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

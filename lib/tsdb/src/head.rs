@@ -24,9 +24,12 @@ use std::collections::HashMap;
 use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
 use self::compact_labels::CompactLabels;
-use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK};
+use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK, decode_range_into};
 use crate::postings::{MemPostings, SeriesRef};
 use crate::{AppendError, AppendStats};
+
+/// Fewest series a select decodes on one thread before it is worth another.
+const SELECT_PART: usize = 2048;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -84,10 +87,12 @@ impl MemSeries {
             .filter(|c| c.max_t >= mint && c.min_t <= maxt)
             .map(|c| &c.bytes[..]);
         let open = (!self.open.is_empty() && self.last.is_some_and(|l| l.0 >= mint) && self.open_min_t <= maxt).then(|| self.open.bytes());
-        for bytes in closed.chain(open) {
-            // Chunks are written by this process; a decode error would be a bug, not input.
-            let Ok(it) = ChunkIter::new(bytes) else { continue };
-            out.extend(it.map_while(Result::ok).filter(|s| s.t >= mint && s.t <= maxt));
+        let chunks: Vec<&[u8]> = closed.chain(open).collect();
+        out.reserve(chunks.iter().map(|b| ChunkIter::new(b).map_or(0, |it| it.sample_count())).sum());
+        for bytes in chunks {
+            // Chunks are written by this process; a decode error would be a bug, not input,
+            // and the samples decoded before it are still right.
+            let _ = decode_range_into(bytes, mint, maxt, out);
         }
     }
 
@@ -502,19 +507,21 @@ impl Head {
 
     /// Series matching `matchers` with their samples in `[mint, maxt]`, sorted by labels.
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<TimeSeries> {
-        let mut out: Vec<TimeSeries> = self
-            .postings_for(matchers)
-            .into_iter()
-            .filter_map(|r| {
-                let s = self.series.get(&r)?;
-                let mut samples = Vec::new();
-                s.samples_in(mint, maxt, &mut samples);
-                (!samples.is_empty()).then(|| TimeSeries {
-                    labels: s.labels.to_labels(),
-                    samples,
+        let refs = self.postings_for(matchers);
+        // Decoding dominates large selects; it is spread over the CPUs (see `par`).
+        let mut out = fedwatch_model::par::map_parts(&refs, SELECT_PART, |part| {
+            part.iter()
+                .filter_map(|r| {
+                    let s = self.series.get(r)?;
+                    let mut samples = Vec::new();
+                    s.samples_in(mint, maxt, &mut samples);
+                    (!samples.is_empty()).then(|| TimeSeries {
+                        labels: s.labels.to_labels(),
+                        samples,
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        });
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
