@@ -181,7 +181,7 @@ impl Notifier {
                     alerts_dirty: false,
                     claims: cluster::Claims::default(),
                 }),
-                client: reqwest::Client::new(),
+                client: fedwatch_config::http::client(),
                 registry,
                 external_url: external_url.into(),
                 backoff: Backoff::default(),

@@ -70,7 +70,7 @@ async fn alerts_reach_a_real_alertmanager() {
             .spawn()
             .unwrap(),
     );
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let base = format!("http://127.0.0.1:{port}");
     eventually("Alertmanager ready", async || {
         client

@@ -66,7 +66,7 @@ async fn post_json(client: &reqwest::Client, url: &str, form: &[(&str, String)])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_panel_answers_from_the_central() {
     let scratch = Scratch::new("dashboards");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 2).await;
     let rules = repo_root().join("rules/packs");
     let central = start_tier(

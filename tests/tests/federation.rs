@@ -13,7 +13,7 @@ async fn node_exporter_samples_reach_the_central_with_every_tiers_external_label
         panic!("prometheus-node-exporter is not installed: .ci/run installs it (apt-get install prometheus-node-exporter)");
     };
     let scratch = Scratch::new("federation");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
 
     let node_port = free_port();
     let _node = Proc::start(
@@ -114,7 +114,7 @@ fn is_rfc3339(v: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_fires_and_resolves_at_a_webhook_with_the_alertmanager_v4_payload() {
     let scratch = Scratch::new("alerting");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let (hook_port, payloads) = webhook_receiver().await;
 
     let fleet = start_fleet(&scratch, 1, 3).await;

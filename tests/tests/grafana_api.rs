@@ -270,7 +270,7 @@ fn same(x: &Value, y: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_requests_get_the_answers_prometheus_gives() {
     let scratch = Scratch::new("grafana-api");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
 
     let central = start_tier("central", "central", &scratch, "global: {}\n", &[]);
     let config = scratch.write("prometheus.yml", "global: {}\n");

@@ -8,7 +8,7 @@ use fedwatch_e2e::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cascade_deduplicates_an_ha_pair_of_edges() {
     let scratch = Scratch::new("ha-cascade");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let _fleet = start_fleet(&scratch, 1, 2).await;
     let cascade = start_tier(
         "cascade",

@@ -70,7 +70,7 @@ const GROUP_INTERVAL: Duration = Duration::from_secs(3);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_pair_notifies_once_shares_silences_and_survives_a_death() {
     let scratch = Scratch::new("ha-centrals");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let (hook_port, payloads) = webhook_receiver().await;
 
     scratch.write("rules/pair.yml", &rules(&["Pair"]));

@@ -43,7 +43,7 @@ fn unix_now() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike() {
     let scratch = Scratch::new("interop-prom-to-cascade");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
     let cascade = start_tier(
@@ -117,7 +117,7 @@ async fn stock_prometheus_remote_writes_into_our_cascade_and_both_answer_alike()
 async fn our_edge_remote_writes_into_stock_prometheus_and_victoria_metrics() {
     let vm = system_binary("victoria-metrics").expect("victoria-metrics is not installed: run scripts/install-deps");
     let scratch = Scratch::new("interop-edge-to-stock");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
     let prom_config = scratch.write("prometheus.yml", "global:\n  scrape_interval: 15s\n");
@@ -204,7 +204,7 @@ async fn our_edge_remote_writes_into_stock_prometheus_and_victoria_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_cascade_federates_a_stock_prometheus() {
     let scratch = Scratch::new("interop-federate");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
     let config = scratch.write(
@@ -270,7 +270,7 @@ fn stored_named(store: &MemStore, name: &str) -> Vec<fedwatch_model::TimeSeries>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_pair_of_edges_is_deduplicated_and_fails_over() {
     let scratch = Scratch::new("interop-ha");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 2).await;
 
     // The receiving side in-process: the receiver route with HA dedupe over a MemStore.

@@ -75,7 +75,7 @@ fn remote_write(urls: &[String]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_central_and_edge_outages_lose_nothing() {
     let scratch = Scratch::new("outage");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let _fleet = start_fleet(&scratch, 1, 2).await;
     let central_a = start_tier("central-a", "central", &scratch, "global:\n  evaluation_interval: 1s\n", &[]);
     let central_b = start_tier("central-b", "central", &scratch, "global:\n  evaluation_interval: 1s\n", &[]);
@@ -151,7 +151,7 @@ async fn cascade_central_and_edge_outages_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_gone_at_the_edge_ends_its_series_at_the_central() {
     let scratch = Scratch::new("outage-stale");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 1).await;
     let central = start_tier("central", "central", &scratch, "global:\n  evaluation_interval: 1s\n", &[]);
     let write = |port: u16| format!("http://127.0.0.1:{port}/api/v1/write");

@@ -18,7 +18,7 @@ fn edge_config(fleet_port: u16, tenants: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let scratch = Scratch::new("reload");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let fleet = start_fleet(&scratch, 1, 3).await;
     let fleet_port = fleet.port;
     let edge = start_tier("edge", "edge", &scratch, &edge_config(fleet_port, &["tenant-001"]), &[]);

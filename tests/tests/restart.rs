@@ -8,7 +8,7 @@ use fedwatch_e2e::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_central_killed_with_sigkill_keeps_what_it_acknowledged() {
     let scratch = Scratch::new("restart");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let _fleet = start_fleet(&scratch, 1, 2).await;
     let central = start_tier("central", "central", &scratch, "global:\n  evaluation_interval: 1s\n", &[]);
     let central_port = central.port;

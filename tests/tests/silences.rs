@@ -68,7 +68,7 @@ async fn amtool_silences_an_alert_and_the_silence_survives_a_restart() {
     let amtool_bin =
         system_binary("amtool").expect("amtool (Debian package prometheus-alertmanager) is not installed: run scripts/install-deps");
     let scratch = Scratch::new("silences");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     let (hook_port, payloads) = webhook_receiver().await;
 
     // No rules yet: the silence goes in before anything can fire.

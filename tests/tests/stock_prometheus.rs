@@ -45,7 +45,7 @@ fn example_configs_pass_promtool_and_amtool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_config_file_runs_under_stock_prometheus_and_our_edge() {
     let scratch = Scratch::new("stock-prometheus");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
 
     let fleet = start_fleet(&scratch, 1, 2).await;
     let fleet_port = fleet.port;

@@ -132,7 +132,7 @@ async fn run(args: Args) -> Result<bool, String> {
         url: args.central_url.clone(),
         pid: args.central_pid,
     };
-    let client = reqwest::Client::builder()
+    let client = fedwatch_config::http::client_builder()
         .timeout(Duration::from_secs(300))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;

@@ -10,6 +10,7 @@
 
 pub mod discovery;
 pub mod duration;
+pub mod http;
 pub mod relabel;
 pub mod schema;
 pub mod targets;

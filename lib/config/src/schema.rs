@@ -359,9 +359,6 @@ impl ScrapeConfig {
         if self.vultr_sd_configs.is_some() {
             out.push("vultr_sd_configs");
         }
-        if self.tls_config.is_some() {
-            out.push("tls_config");
-        }
         out
     }
 }
@@ -610,6 +607,11 @@ impl Config {
         for sc in &self.scrape_configs {
             for f in sc.unsupported_fields() {
                 out.push(format!("scrape_configs[{}].{f}", sc.job_name));
+            }
+        }
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            if rw.tls_config.is_some() {
+                out.push(format!("remote_write[{i}].tls_config"));
             }
         }
         if !self.remote_read.is_empty() {

@@ -149,14 +149,18 @@ impl ScrapeManager {
         } else {
             reqwest::redirect::Policy::none()
         };
-        let client = reqwest::Client::builder().redirect(redirect).build().unwrap_or_else(|e| {
-            tracing::error!(job = %sc.job_name, error = %e, "building the HTTP client failed; using defaults");
-            reqwest::Client::new()
-        });
+        // A tls_config that cannot be used (unreadable file, bad PEM) fails every scrape of
+        // the job with the reason, like an unreadable credentials file.
+        let client = fedwatch_config::http::client_builder_for(sc.tls_config.as_ref(), &config.base_dir)
+            .and_then(|b| b.redirect(redirect).build().map_err(|e| format!("building the HTTP client: {e}")));
+        let (client, setup) = match client {
+            Ok(c) => (c, authorization_header(config, sc)),
+            Err(e) => (reqwest::Client::new(), Err(e)),
+        };
         LoopContext {
             cfg: Arc::new(sc.clone()),
             client,
-            authorization: authorization_header(config, sc),
+            authorization: setup,
             appender: self.appender.clone(),
             metrics: self.metrics.clone(),
             offset_seed: seed,

@@ -176,7 +176,7 @@ fn replay(args: &[String]) {
     let cpu0 = cpu_seconds(pid);
     let start = Instant::now();
     let failed = rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = fedwatch_config::http::client();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..concurrency {

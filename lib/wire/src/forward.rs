@@ -463,7 +463,7 @@ impl Prepared {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
         headers.insert("X-Prometheus-Remote-Write-Version", HeaderValue::from_static("0.1.0"));
-        let client = reqwest::Client::builder()
+        let client = fedwatch_config::http::client_builder()
             .user_agent(concat!("fedwatch/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(config.timeout)

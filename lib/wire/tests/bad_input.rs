@@ -350,7 +350,7 @@ async fn bad_input_gets_precise_answers_and_the_receiver_keeps_serving() {
         ),
     ];
 
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     for (round, (is_limited, case)) in cases.into_iter().enumerate() {
         let addr = if is_limited { limited } else { open };
         let resp = client

@@ -849,7 +849,7 @@ async fn receiver_cases_from_the_catalogue() {
     let catalogue: Vec<CatalogueTest> = serde_json::from_str(&text).expect("receiver-cases.json parses");
     let compatibility = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/COMPATIBILITY.md"))
         .expect("docs/COMPATIBILITY.md");
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
 
     // (level, upstream pass, strict pass, deviation listed)
     let mut tally: std::collections::BTreeMap<String, (usize, usize, usize, usize)> = Default::default();

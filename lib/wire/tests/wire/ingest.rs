@@ -13,7 +13,7 @@ use fedwatch_wire::{ManualClock, ReceiverState, encode_write_request, write_rout
 use crate::{series, serve, stored};
 
 async fn post(addr: std::net::SocketAddr, body: &[TimeSeries]) -> (u16, Option<String>, String) {
-    let resp = reqwest::Client::new()
+    let resp = fedwatch_config::http::client()
         .post(format!("http://{addr}/api/v1/write"))
         .body(encode_write_request(body))
         .send()

@@ -192,7 +192,7 @@ async fn receiver_answers_like_prometheus() {
             stored: &[],
         },
     ];
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     for case in cases {
         let store = Arc::new(MemStore::new());
         let registry = Registry::new();
@@ -247,7 +247,7 @@ async fn valid_request_stores_exact_values_and_counts_samples() {
         &[("__name__", "up"), ("job", "node")],
         &[(1000, 1.0), (2000, fedwatch_model::stale_nan())],
     )];
-    let resp = reqwest::Client::new()
+    let resp = fedwatch_config::http::client()
         .post(format!("http://{addr}/api/v1/write"))
         .body(encode_write_request(&sent))
         .send()
@@ -268,7 +268,7 @@ async fn oversize_body_is_413() {
     let mut state = ReceiverState::new(Arc::new(MemStore::new()), registry.clone());
     state.max_body_bytes = 1024;
     let addr = serve(write_router(state)).await;
-    let client = reqwest::Client::new();
+    let client = fedwatch_config::http::client();
     // (case, body): random-ish values compress badly so the compressed body itself is over;
     // repeated values compress well, so only the declared decompressed size is over.
     let noisy: Vec<_> = (0..200)
@@ -303,7 +303,7 @@ async fn oversize_body_is_413() {
 async fn storage_failure_is_500() {
     let registry = Registry::new();
     let addr = serve(write_router(ReceiverState::new(Arc::new(BrokenStore), registry.clone()))).await;
-    let resp = reqwest::Client::new()
+    let resp = fedwatch_config::http::client()
         .post(format!("http://{addr}/api/v1/write"))
         .body(encode_write_request(&[series(&[("__name__", "up")], &[(1, 1.0)])]))
         .send()

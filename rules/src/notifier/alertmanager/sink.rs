@@ -35,7 +35,7 @@ impl AlertmanagerSender {
         AlertmanagerSender {
             inner: Arc::new(Inner {
                 targets,
-                client: reqwest::Client::new(),
+                client: fedwatch_config::http::client(),
                 registry,
                 backoff,
             }),
