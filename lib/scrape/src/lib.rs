@@ -15,6 +15,7 @@
 //! marks them and its report series stale. Stopping the manager (shutdown) writes no
 //! markers, and a config reload hands each surviving target's series to its new loop.
 
+mod cache;
 mod labels;
 mod manager;
 mod metrics;
