@@ -3,7 +3,26 @@
 
 use fedwatch_config::RelabelConfig;
 use fedwatch_config::relabel;
-use fedwatch_model::Labels;
+use std::borrow::Cow;
+
+use fedwatch_model::textparse::Series;
+use fedwatch_model::{Labels, LabelsBuilder, METRIC_NAME};
+
+/// The labels a line exposes, `__name__` included, refusing a repeated label name with the
+/// error Prometheus's TSDB gives such a sample (`Labels` cannot hold duplicates).
+pub(crate) fn exposed_labels(s: &Series<'_>) -> Result<Labels, String> {
+    let mut b = LabelsBuilder::default();
+    b.set(METRIC_NAME, s.name.as_ref());
+    let mut names: Vec<Cow<'_, str>> = Vec::new();
+    for (n, v) in s.labels() {
+        if n == METRIC_NAME || names.contains(&n) {
+            return Err(format!("label name {:?} is not unique: invalid sample", n.as_ref()));
+        }
+        b.set(n.as_ref(), v.as_ref());
+        names.push(n);
+    }
+    Ok(b.build())
+}
 
 /// Merges `target` into `scraped`. With `honor_labels` the scraped value wins; otherwise
 /// the target's value wins and a conflicting scraped label moves to `exported_<name>`

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::ScrapeTarget;
+use crate::cache::Tracked;
 use crate::metrics::ScrapeMetrics;
 use crate::scrape_loop::{LoopContext, ScrapeLoop, Stop, write_removed};
 
@@ -262,14 +263,14 @@ async fn run_pool(
 }
 
 /// Stops every loop, collecting each target's last series for its successor.
-async fn hand_over(loops: &mut HashMap<u64, RunningLoop>) -> HashMap<u64, (ScrapeTarget, HashSet<Labels>)> {
+async fn hand_over(loops: &mut HashMap<u64, RunningLoop>) -> HashMap<u64, (ScrapeTarget, Vec<Tracked>)> {
     let mut out = HashMap::new();
     for (hash, l) in loops.drain() {
         let (tx, rx) = oneshot::channel();
         let series = if l.stop.send(Stop::Handover(tx)).is_ok() {
             rx.await.unwrap_or_default()
         } else {
-            HashSet::new()
+            Vec::new()
         };
         let _ = l.task.await;
         out.insert(hash, (l.target, series));
@@ -289,7 +290,7 @@ fn reconcile(
     ctx: &LoopContext,
     groups: &[TargetGroup],
     loops: &mut HashMap<u64, RunningLoop>,
-    carried: &mut HashMap<u64, (ScrapeTarget, HashSet<Labels>)>,
+    carried: &mut HashMap<u64, (ScrapeTarget, Vec<Tracked>)>,
     health: &HealthMap,
 ) {
     let job = &ctx.cfg.job_name;

@@ -7,6 +7,7 @@ use fedwatch_model::selfmetrics::{Counter, Gauge, Registry};
 pub(crate) struct ScrapeMetrics {
     registry: Registry,
     samples: Counter,
+    markers_lost: Counter,
 }
 
 impl ScrapeMetrics {
@@ -16,7 +17,16 @@ impl ScrapeMetrics {
             "Samples appended by scrapes, after relabeling.",
             &[],
         );
-        ScrapeMetrics { registry, samples }
+        let markers_lost = registry.counter(
+            "fedwatch_scrape_stale_markers_skipped_total",
+            "Stale markers not written because the store had already dropped the series (retention).",
+            &[],
+        );
+        ScrapeMetrics {
+            registry,
+            samples,
+            markers_lost,
+        }
     }
 
     pub(crate) fn targets(&self, job: &str) -> Gauge {
@@ -39,5 +49,9 @@ impl ScrapeMetrics {
 
     pub(crate) fn samples(&self) -> &Counter {
         &self.samples
+    }
+
+    pub(crate) fn markers_lost(&self) -> &Counter {
+        &self.markers_lost
     }
 }

@@ -1,18 +1,22 @@
 //! One target's loop: wait for its phase, then every interval fetch, parse, label, check
 //! limits, append samples with stale markers for vanished series, and append the report.
 //! Failures never end the loop; they report `up 0` and are logged at most once a minute.
+//!
+//! Lines are labeled through the loop's [`ScrapeCache`]: only lines not seen before build
+//! labels; known ones append by the store's series ref (see `cache.rs`). The report series
+//! keep their refs too.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fedwatch_config::ScrapeConfig;
-use fedwatch_model::textparse::{Format, parse_samples};
-use fedwatch_model::{Labels, METRIC_NAME, Sample, TimeSeries, stale_nan};
+use fedwatch_model::textparse::{Entry, Format, Parser, Series};
+use fedwatch_model::{Labels, METRIC_NAME, stale_nan};
 use fedwatch_tsdb::Appender;
 use tokio::sync::oneshot;
 
-use crate::labels::{LabelLimits, sample_labels};
+use crate::cache::{Origin, Pending, ScrapeCache, Stored, Tracked, append_pending};
+use crate::labels::{LabelLimits, exposed_labels, sample_labels};
 use crate::manager::{TargetHealth, TargetStatus};
 use crate::metrics::ScrapeMetrics;
 use crate::{ACCEPT_HEADER, ScrapeTarget};
@@ -36,7 +40,7 @@ pub(crate) enum Stop {
     /// The process is stopping: leave the data as it is.
     Shutdown,
     /// A reload replaces this loop: hand the last series to the successor, no markers.
-    Handover(oneshot::Sender<HashSet<Labels>>),
+    Handover(oneshot::Sender<Vec<Tracked>>),
 }
 
 /// Settings a pool passes to each of its loops.
@@ -77,10 +81,10 @@ pub(crate) struct ScrapeLoop {
     target: ScrapeTarget,
     url: String,
     health: Arc<Mutex<TargetHealth>>,
-    /// Series of the last successful scrape that used the scrape time (tracked for staleness).
-    last_series: HashSet<Labels>,
-    /// Every series of the last successful scrape, for `scrape_series_added`.
-    last_all: HashSet<Labels>,
+    /// Lines seen, their stored series and what the last successful scrape had.
+    cache: ScrapeCache,
+    /// The report series, in [`REPORT_NAMES`] order.
+    report: Vec<Stored>,
     /// Timestamp of the last append, so markers never land on or before it.
     last_ts: i64,
     last_warn: Option<Instant>,
@@ -107,15 +111,16 @@ pub(crate) fn start_offset(hash: u64, seed: u64, interval: Duration, now: System
 }
 
 impl ScrapeLoop {
-    pub(crate) fn new(ctx: LoopContext, target: ScrapeTarget, health: Arc<Mutex<TargetHealth>>, last_series: HashSet<Labels>) -> Self {
+    pub(crate) fn new(ctx: LoopContext, target: ScrapeTarget, health: Arc<Mutex<TargetHealth>>, carried: Vec<Tracked>) -> Self {
         let url = target.url();
+        let report = REPORT_NAMES.iter().map(|n| Stored::Labels(report_labels(&target, n))).collect();
         ScrapeLoop {
             ctx,
             target,
             url,
             health,
-            last_all: last_series.clone(),
-            last_series,
+            cache: ScrapeCache::new(carried),
+            report,
             last_ts: 0,
             last_warn: None,
         }
@@ -154,17 +159,15 @@ impl ScrapeLoop {
         match how {
             Stop::Shutdown => {}
             Stop::Handover(tx) => {
-                let _ = tx.send(std::mem::take(&mut self.last_series));
+                let _ = tx.send(self.cache.take_tracked());
             }
             Stop::Removed => {
                 let ts = now_ms().max(self.last_ts + 1);
-                write_stale(&self.ctx, &self.target, std::mem::take(&mut self.last_series), ts);
+                let mut series: Vec<Stored> = self.cache.take_tracked().into_iter().map(|t| t.stored).collect();
+                series.append(&mut self.report);
+                write_stale(&self.ctx, &self.target, series, ts);
             }
         }
-    }
-
-    fn report_labels(&self, name: &str) -> Labels {
-        report_labels(&self.target, name)
     }
 
     async fn scrape_once(&mut self) {
@@ -184,10 +187,9 @@ impl ScrapeLoop {
             Err(f) => {
                 self.ctx.metrics.failures(&job, f.reason).inc();
                 // A failed scrape ends every series the target had, as in Prometheus.
-                self.last_all.clear();
-                let batch: Vec<TimeSeries> = self.last_series.drain().map(|l| stale(l, ts)).collect();
-                if !batch.is_empty()
-                    && let Err(e) = self.ctx.appender.append(&batch)
+                let gone = self.cache.fail();
+                if !gone.is_empty()
+                    && let Err(e) = append_markers(&self.ctx, gone, ts)
                 {
                     tracing::warn!(job = %job, target = %self.url, error = %e, "appending stale markers failed");
                 }
@@ -201,16 +203,31 @@ impl ScrapeLoop {
             }
         };
         let values = [up, duration.as_secs_f64(), scraped, post_relabel, added];
-        let report: Vec<TimeSeries> = REPORT_NAMES
+        let mut report: Vec<Pending> = self
+            .report
             .iter()
             .zip(values)
-            .map(|(n, v)| TimeSeries {
-                labels: self.report_labels(n),
-                samples: vec![Sample { t: ts, v }],
+            .enumerate()
+            .map(|(i, (stored, v))| Pending {
+                stored: stored.clone(),
+                t: ts,
+                v,
+                origin: Origin::Line { line: i, slot: 0 },
+                skip: false,
             })
             .collect();
-        if let Err(e) = self.ctx.appender.append(&report) {
-            tracing::warn!(job = %job, target = %self.url, error = %e, "appending the scrape report failed");
+        let target = &self.target;
+        let rebuilt = append_pending(&*self.ctx.appender, &mut report, |o| match o {
+            Origin::Line { line, .. } => Some(report_labels(target, REPORT_NAMES[line])),
+            Origin::Marker => None,
+        });
+        match rebuilt {
+            Ok(_) => {
+                for (slot, p) in self.report.iter_mut().zip(report) {
+                    *slot = p.stored;
+                }
+            }
+            Err(e) => tracing::warn!(job = %job, target = %self.url, error = %e, "appending the scrape report failed"),
         }
         self.last_ts = ts;
     }
@@ -224,7 +241,7 @@ impl ScrapeLoop {
     }
 
     /// GETs the target; the body and its Content-Type, or why not.
-    async fn fetch(&self) -> Result<(Vec<u8>, String), Failure> {
+    async fn fetch(&self) -> Result<(bytes::Bytes, String), Failure> {
         if let Some(e) = self.ctx.forced_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Err(Failure::new("target_limit", e));
         }
@@ -265,73 +282,119 @@ impl ScrapeLoop {
             .unwrap_or("")
             .to_string();
         let body = resp.bytes().await.map_err(|e| classify(e, "reading body of"))?;
-        Ok((body.to_vec(), content_type))
+        Ok((body, content_type))
     }
 
     /// Parses, labels and appends one body; the counts for the report.
     fn process(&mut self, body: &[u8], content_type: &str, ts: i64) -> Result<Processed, Failure> {
         // Prometheus 2.42 parses anything that is not OpenMetrics as the text format.
         let format = Format::from_content_type(content_type).unwrap_or(Format::Text);
-        let parsed = parse_samples(body, format).map_err(|e| Failure::new("parse", e.message))?;
-        let cfg = &self.ctx.cfg;
+        // The whole body parses before anything is labeled or appended: a parse error fails
+        // the scrape with nothing stored.
+        let mut parser = Parser::new(body, format);
+        let mut lines: Vec<Series<'_>> = Vec::with_capacity(self.cache_hint());
+        while let Some(entry) = parser.next_entry().map_err(|e| Failure::new("parse", e.message))? {
+            if let Entry::Series(s) = entry {
+                lines.push(s);
+            }
+        }
+        let cfg = self.ctx.cfg.clone();
         let limits = LabelLimits {
             labels: cfg.label_limit,
             name_length: cfg.label_name_length_limit,
             value_length: cfg.label_value_length_limit,
         };
-        let mut batch = Vec::with_capacity(parsed.len());
-        let mut seen = HashSet::with_capacity(parsed.len());
-        let mut all = HashSet::with_capacity(parsed.len());
-        let mut added = 0u64;
-        for s in &parsed {
-            let Some(lset) = sample_labels(&s.labels, &self.target.labels, cfg.honor_labels, &cfg.metric_relabel_configs) else {
+        let final_labels = |s: &Series<'_>| -> Result<Option<Labels>, String> {
+            let exposed = exposed_labels(s)?;
+            Ok(sample_labels(
+                &exposed,
+                &self.target.labels,
+                cfg.honor_labels,
+                &cfg.metric_relabel_configs,
+            ))
+        };
+        let scraped = lines.len();
+        let mut slots = Vec::with_capacity(lines.len());
+        // Parse errors (a repeated label name) win over label limits wherever they are, as
+        // when the whole body was labeled first; the first line over a limit names the error.
+        let mut limit_error = None;
+        for s in &lines {
+            if let Some(slot) = self.cache.get(s.raw()) {
+                slots.push(slot);
                 continue;
-            };
-            limits.check(&lset).map_err(|m| Failure {
-                scraped: parsed.len(),
-                ..Failure::new("label_limit", m)
-            })?;
-            if !self.last_all.contains(&lset) && !all.contains(&lset) {
-                added += 1;
             }
-            all.insert(lset.clone());
-            // Series with their own timestamps are not tracked for staleness (as in Prometheus).
-            let t = match s.timestamp_ms {
-                Some(t) if cfg.honor_timestamps => t,
-                _ => {
-                    seen.insert(lset.clone());
-                    ts
-                }
-            };
-            batch.push(TimeSeries {
-                labels: lset,
-                samples: vec![Sample { t, v: s.value }],
+            let labels = final_labels(s).map_err(|m| Failure::new("parse", m))?;
+            if limit_error.is_some() {
+                continue;
+            }
+            if let Some(l) = &labels
+                && let Err(m) = limits.check(l)
+            {
+                limit_error = Some(m);
+                continue;
+            }
+            slots.push(self.cache.insert(s.raw(), labels));
+        }
+        if let Some(m) = limit_error {
+            return Err(Failure {
+                scraped,
+                ..Failure::new("label_limit", m)
             });
         }
-        if cfg.sample_limit > 0 && batch.len() as u64 > cfg.sample_limit {
+        let post_relabel = slots.iter().filter(|&&slot| !self.cache.dropped(slot)).count();
+        if cfg.sample_limit > 0 && post_relabel as u64 > cfg.sample_limit {
             return Err(Failure {
-                scraped: parsed.len(),
+                scraped,
                 ..Failure::new(
                     "sample_limit",
-                    format!("sample limit exceeded ({} > {})", batch.len(), cfg.sample_limit),
+                    format!("sample limit exceeded ({post_relabel} > {})", cfg.sample_limit),
                 )
             });
         }
-        let post_relabel = batch.len();
-        batch.extend(self.last_series.iter().filter(|l| !seen.contains(*l)).map(|l| stale(l.clone(), ts)));
-        let stats = self
-            .ctx
-            .appender
-            .append(&batch)
-            .map_err(|e| Failure::new("append", format!("appending samples: {e}")))?;
-        self.ctx.metrics.samples().add(stats.samples_appended);
-        self.last_series = seen;
-        self.last_all = all;
+
+        self.cache.begin();
+        let mut pending = Vec::with_capacity(post_relabel + 8);
+        for (line, (s, &slot)) in lines.iter().zip(&slots).enumerate() {
+            let Some(stored) = self.cache.stored(slot) else { continue };
+            // Series with their own timestamps are not tracked for staleness (as in Prometheus).
+            let t = match s.timestamp_ms {
+                Some(t) if cfg.honor_timestamps => t,
+                _ => ts,
+            };
+            pending.push(Pending {
+                stored: stored.clone(),
+                t,
+                v: s.value,
+                origin: Origin::Line { line, slot },
+                skip: false,
+            });
+            self.cache.see(slot, !(cfg.honor_timestamps && s.timestamp_ms.is_some()));
+        }
+        let added = self.cache.added(&slots);
+        pending.extend(self.cache.gone().into_iter().map(|stored| marker(stored, ts)));
+        let appended = append_pending(&*self.ctx.appender, &mut pending, |o| match o {
+            Origin::Line { line, .. } => lines.get(line).and_then(|s| final_labels(s).ok().flatten()),
+            Origin::Marker => None,
+        })
+        .map_err(|e| Failure::new("append", format!("appending samples: {e}")))?;
+        for p in pending {
+            if let Origin::Line { slot, .. } = p.origin {
+                self.cache.set_stored(slot, p.stored);
+            }
+        }
+        self.cache.commit();
+        self.ctx.metrics.samples().add(appended.stats.samples_appended);
+        self.ctx.metrics.markers_lost().add(appended.markers_lost);
         Ok(Processed {
-            scraped: parsed.len() as f64,
+            scraped: scraped as f64,
             post_relabel: post_relabel as f64,
             added: added as f64,
         })
+    }
+
+    /// Lines expected in the next body (the last one's count), to size buffers once.
+    fn cache_hint(&self) -> usize {
+        self.cache.len() + 16
     }
 }
 
@@ -348,22 +411,34 @@ fn report_labels(target: &ScrapeTarget, name: &str) -> Labels {
 }
 
 /// Marks a removed target's last series and its report series stale now.
-pub(crate) fn write_removed(ctx: &LoopContext, target: &ScrapeTarget, series: HashSet<Labels>) {
+pub(crate) fn write_removed(ctx: &LoopContext, target: &ScrapeTarget, series: Vec<Tracked>) {
+    let mut series: Vec<Stored> = series.into_iter().map(|t| t.stored).collect();
+    series.extend(REPORT_NAMES.iter().map(|n| Stored::Labels(report_labels(target, n))));
     write_stale(ctx, target, series, now_ms());
 }
 
-fn write_stale(ctx: &LoopContext, target: &ScrapeTarget, series: HashSet<Labels>, ts: i64) {
-    let mut batch: Vec<TimeSeries> = series.into_iter().map(|l| stale(l, ts)).collect();
-    batch.extend(REPORT_NAMES.iter().map(|n| stale(report_labels(target, n), ts)));
-    if let Err(e) = ctx.appender.append(&batch) {
+fn write_stale(ctx: &LoopContext, target: &ScrapeTarget, series: Vec<Stored>, ts: i64) {
+    if let Err(e) = append_markers(ctx, series, ts) {
         tracing::warn!(job = %ctx.cfg.job_name, target = %target.url(), error = %e, "appending stale markers for a removed target failed");
     }
 }
 
-fn stale(labels: Labels, ts: i64) -> TimeSeries {
-    TimeSeries {
-        labels,
-        samples: vec![Sample { t: ts, v: stale_nan() }],
+/// Appends a stale marker for each series; those whose series the store no longer has are
+/// skipped and counted.
+fn append_markers(ctx: &LoopContext, series: Vec<Stored>, ts: i64) -> Result<(), fedwatch_tsdb::AppendError> {
+    let mut pending: Vec<Pending> = series.into_iter().map(|s| marker(s, ts)).collect();
+    let appended = append_pending(&*ctx.appender, &mut pending, |_| None)?;
+    ctx.metrics.markers_lost().add(appended.markers_lost);
+    Ok(())
+}
+
+fn marker(stored: Stored, ts: i64) -> Pending {
+    Pending {
+        stored,
+        t: ts,
+        v: stale_nan(),
+        origin: Origin::Marker,
+        skip: false,
     }
 }
 

@@ -56,10 +56,10 @@ use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
 use crate::block::{Block, BlockMeta, BlockWriter, is_block_name};
 use crate::compact::{level_ranges, plan_compaction, retention_victims};
-use crate::head::{Head, SeriesLimits, TruncateStats};
+use crate::head::{AppendPlan, Head, RefPlan, SeriesLimits, TruncateStats};
 use crate::postings::SeriesRef;
 use crate::wal::{CheckpointStats, DEFAULT_SEGMENT_SIZE, FsyncPolicy, ReplayStats, Wal, WalHold, WalPosition, WalRecord};
-use crate::{AppendError, AppendStats, Appender, Querier, SelectError, SelectHints, TsdbError};
+use crate::{AppendError, AppendStats, Appender, Querier, RefAppend, RefSample, SelectError, SelectHints, TsdbError};
 
 /// How long background maintenance waits after a failure before appends start it again.
 const MAINTENANCE_RETRY: Duration = Duration::from_secs(30);
@@ -1095,41 +1095,80 @@ impl Appender for Db {
             let mut head = s.write_head();
             let plan = head
                 .plan_from(batch, &s.limits, s.append_floor.load(Ordering::Relaxed))
-                .inspect_err(|e| {
-                    let counter = match e {
-                        AppendError::SeriesLimit { .. } => &s.counters.series_limit_refusals,
-                        AppendError::LabelLimit { .. } => &s.counters.label_limit_refusals,
-                        AppendError::Storage(_) => &s.counters.append_errors,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                })?;
-            if let Err(e) = s.lock_wal().log(&plan.new_series, &plan.samples) {
-                s.counters.append_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "append refused: WAL write failed");
-                return Err(AppendError::Storage(e.to_string()));
-            }
-            head.commit(&plan);
-            if let Some(min) = plan.samples.iter().map(|(_, x)| x.t).min() {
-                s.head_mint.fetch_min(min, Ordering::Relaxed);
-            }
+                .inspect_err(|e| count_refusal(s, e))?;
+            log_and_commit(s, &mut head, &plan)?;
             plan.stats
         };
-        let c = &s.counters;
-        c.samples_appended.fetch_add(stats.samples_appended, Ordering::Relaxed);
-        c.series_created.fetch_add(stats.series_created, Ordering::Relaxed);
-        c.out_of_order.fetch_add(stats.out_of_order, Ordering::Relaxed);
-        c.duplicates.fetch_add(stats.duplicates, Ordering::Relaxed);
-        Shared::apply_retention(s, false);
-        if s.cut_due() && !s.backing_off() {
-            if s.opts.maintenance_in_append {
-                if let Err(e) = s.maintain() {
-                    tracing::error!(error = %e, "block maintenance failed; the head keeps the data and it is retried");
-                }
-            } else {
-                Shared::start_maintenance(s);
-            }
-        }
+        after_append(s, &stats);
         Ok(stats)
+    }
+
+    fn append_refs(&self, batch: &[RefSample<'_>]) -> Result<RefAppend, AppendError> {
+        let s = &self.shared;
+        s.counters.appends.fetch_add(1, Ordering::Relaxed);
+        let (stats, refs) = {
+            let mut head = s.write_head();
+            let RefPlan { plan, refs, unknown } = head
+                .plan_refs(batch, &s.limits, s.append_floor.load(Ordering::Relaxed))
+                .inspect_err(|e| count_refusal(s, e))?;
+            if !unknown.is_empty() {
+                return Ok(RefAppend {
+                    stats: AppendStats::default(),
+                    refs,
+                    unknown,
+                });
+            }
+            log_and_commit(s, &mut head, &plan)?;
+            (plan.stats, refs)
+        };
+        after_append(s, &stats);
+        Ok(RefAppend {
+            stats,
+            refs,
+            unknown: Vec::new(),
+        })
+    }
+}
+
+fn count_refusal(s: &Shared, e: &AppendError) {
+    let counter = match e {
+        AppendError::SeriesLimit { .. } => &s.counters.series_limit_refusals,
+        AppendError::LabelLimit { .. } => &s.counters.label_limit_refusals,
+        AppendError::Storage(_) => &s.counters.append_errors,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Logs a plan and applies it, under the head's write lock so the log keeps the head's order.
+fn log_and_commit(s: &Shared, head: &mut Head, plan: &AppendPlan) -> Result<(), AppendError> {
+    if let Err(e) = s.lock_wal().log(&plan.new_series, &plan.samples) {
+        s.counters.append_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "append refused: WAL write failed");
+        return Err(AppendError::Storage(e.to_string()));
+    }
+    head.commit(plan);
+    if let Some(min) = plan.samples.iter().map(|(_, x)| x.t).min() {
+        s.head_mint.fetch_min(min, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Counts an append and runs what it may have made due (retention, block maintenance).
+fn after_append(s: &Arc<Shared>, stats: &AppendStats) {
+    let c = &s.counters;
+    c.samples_appended.fetch_add(stats.samples_appended, Ordering::Relaxed);
+    c.series_created.fetch_add(stats.series_created, Ordering::Relaxed);
+    c.out_of_order.fetch_add(stats.out_of_order, Ordering::Relaxed);
+    c.duplicates.fetch_add(stats.duplicates, Ordering::Relaxed);
+    Shared::apply_retention(s, false);
+    if s.cut_due() && !s.backing_off() {
+        if s.opts.maintenance_in_append {
+            if let Err(e) = s.maintain() {
+                tracing::error!(error = %e, "block maintenance failed; the head keeps the data and it is retried");
+            }
+        } else {
+            Shared::start_maintenance(s);
+        }
     }
 }
 
@@ -1360,7 +1399,8 @@ fn merge_blocks(dir: &Path, sources: &[Arc<Block>]) -> Result<Block, TsdbError> 
 mod tests {
     use super::*;
     use crate::testdir::TestDir;
-    use fedwatch_model::Sample;
+    use crate::{SelectHints, SeriesId};
+    use fedwatch_model::{Matcher, Sample};
 
     fn ts(name: &str, samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
@@ -1502,5 +1542,97 @@ mod tests {
             Err(AppendError::SeriesLimit { limit: 1 })
         ));
         assert_eq!(db.stats().wal_bytes, before);
+    }
+
+    #[test]
+    fn refs_dropped_by_retention_are_reported_and_labels_resolve_again() {
+        let dir = TestDir::new("db-refs");
+        let opts = DbOptions {
+            retention: Some(Duration::from_millis(5_000)),
+            fsync: FsyncPolicy::Never,
+            block_duration: None,
+            ..Default::default()
+        };
+        let (a, c) = (Labels::from_pairs([("__name__", "a")]), Labels::from_pairs([("__name__", "c")]));
+        let by_labels = |l, t, v| RefSample {
+            series: SeriesId::Labels(l),
+            t,
+            v,
+        };
+        let by_ref = |r, t, v| RefSample {
+            series: SeriesId::Ref(r),
+            t,
+            v,
+        };
+        let samples = |db: &Db, name: &str| -> Vec<(i64, f64)> {
+            let got = db
+                .select(
+                    &[Matcher::equal("__name__", name)],
+                    SelectHints {
+                        start: i64::MIN,
+                        end: i64::MAX,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            got.first()
+                .map(|s| s.samples.iter().map(|x| (x.t, x.v)).collect())
+                .unwrap_or_default()
+        };
+        {
+            let db = Db::open(dir.path(), opts.clone()).unwrap();
+            let got = db.append_refs(&[by_labels(&a, 0, 1.0)]).unwrap();
+            let ra = got.refs[0].unwrap();
+            let got = db.append_refs(&[by_ref(ra, 1_000, 2.0)]).unwrap();
+            assert_eq!((got.stats.samples_appended, got.refs.clone()), (1, vec![Some(ra)]));
+            // `c` far ahead moves the retention cut past all of `a`.
+            db.append_refs(&[by_labels(&c, 10_000, 1.0)]).unwrap();
+            assert_eq!(db.stats().series_removed, 1);
+            let got = db.append_refs(&[by_labels(&c, 11_000, 2.0), by_ref(ra, 11_000, 3.0)]).unwrap();
+            assert_eq!((got.unknown, got.stats), (vec![1], AppendStats::default()));
+            assert_eq!(
+                samples(&db, "c"),
+                vec![(10_000, 1.0)],
+                "nothing of a batch with an unknown ref is appended"
+            );
+            let got = db.append_refs(&[by_labels(&c, 11_000, 2.0), by_labels(&a, 11_000, 3.0)]).unwrap();
+            assert!(got.refs[1].is_some_and(|r| r != ra), "{got:?}");
+            assert_eq!((got.stats.samples_appended, got.stats.series_created), (2, 1));
+            db.close().unwrap();
+        }
+        // The log holds ordinary records: a reopened store has the same newest samples.
+        let db = Db::open(dir.path(), opts).unwrap();
+        assert_eq!(samples(&db, "a").last(), Some(&(11_000, 3.0)));
+        assert_eq!(samples(&db, "c"), vec![(10_000, 1.0), (11_000, 2.0)]);
+    }
+
+    #[test]
+    fn stores_without_refs_fall_back_to_append() {
+        let store = crate::MemStore::new();
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let got = store
+            .append_refs(&[RefSample {
+                series: SeriesId::Labels(&a),
+                t: 1,
+                v: 1.0,
+            }])
+            .unwrap();
+        assert_eq!((got.refs, got.stats.samples_appended), (vec![None], 1));
+        let got = store
+            .append_refs(&[
+                RefSample {
+                    series: SeriesId::Labels(&a),
+                    t: 2,
+                    v: 1.0,
+                },
+                RefSample {
+                    series: SeriesId::Ref(1),
+                    t: 2,
+                    v: 1.0,
+                },
+            ])
+            .unwrap();
+        assert_eq!((got.unknown, got.stats.samples_appended), (vec![1], 0));
+        assert_eq!(store.series_count(), 1);
     }
 }

@@ -26,7 +26,7 @@ use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 use self::compact_labels::CompactLabels;
 use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK, decode_range_into};
 use crate::postings::{MemPostings, SeriesRef};
-use crate::{AppendError, AppendStats};
+use crate::{AppendError, AppendStats, RefSample, SeriesId};
 
 /// Fewest series a select decodes on one thread before it is worth another.
 const SELECT_PART: usize = 2048;
@@ -212,6 +212,14 @@ pub struct AppendPlan {
     pub stats: AppendStats,
 }
 
+/// A [`Head::plan_refs`] result: the plan, each sample's series ref, and the unknown refs' positions.
+#[derive(Debug, Default)]
+pub struct RefPlan {
+    pub plan: AppendPlan,
+    pub refs: Vec<Option<SeriesRef>>,
+    pub unknown: Vec<usize>,
+}
+
 /// What a retention pass removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TruncateStats {
@@ -381,6 +389,77 @@ impl Head {
         }
         plan.stats.series_created = plan.new_series.len() as u64;
         Ok(plan)
+    }
+
+    /// [`Head::plan_from`] for a batch naming series by ref or labels: also the ref of each
+    /// sample's series (new series get the refs the plan creates) and the positions of refs
+    /// this head does not hold; when there are any, the plan is empty.
+    pub fn plan_refs(&self, batch: &[RefSample<'_>], limits: &SeriesLimits, floor: i64) -> Result<RefPlan, AppendError> {
+        let mut out = RefPlan {
+            plan: AppendPlan::default(),
+            refs: Vec::with_capacity(batch.len()),
+            unknown: Vec::new(),
+        };
+        let plan = &mut out.plan;
+        plan.samples.reserve(batch.len());
+        let mut next_ref = self.next_ref;
+        let mut pending: FastMap<&Labels, SeriesRef> = FastMap::default();
+        // Newest sample per series as the batch goes, so a series repeated in one batch is ordered too.
+        let mut last: FastMap<SeriesRef, Option<(i64, u64)>> = FastMap::with_capacity_and_hasher(batch.len(), Default::default());
+        for (i, s) in batch.iter().enumerate() {
+            let r = match s.series {
+                SeriesId::Ref(r) if self.series.contains_key(&r) => r,
+                SeriesId::Ref(_) => {
+                    out.unknown.push(i);
+                    out.refs.push(None);
+                    continue;
+                }
+                SeriesId::Labels(labels) => match self.lookup(labels).or_else(|| pending.get(labels).copied()) {
+                    Some(r) => r,
+                    // Nothing would be stored: do not create (or log) the series either.
+                    None if s.t < floor => {
+                        plan.stats.out_of_order += 1;
+                        out.refs.push(None);
+                        continue;
+                    }
+                    None => {
+                        limits.check_labels(labels)?;
+                        let r = next_ref;
+                        next_ref += 1;
+                        pending.insert(labels, r);
+                        plan.new_series.push((r, labels.clone()));
+                        r
+                    }
+                },
+            };
+            out.refs.push(Some(r));
+            if s.t < floor {
+                plan.stats.out_of_order += 1;
+                continue;
+            }
+            let newest = last.entry(r).or_insert_with(|| self.series.get(&r).and_then(|s| s.last));
+            match classify(*newest, s.t, s.v) {
+                SampleOutcome::Append => {
+                    *newest = Some((s.t, s.v.to_bits()));
+                    plan.samples.push((r, Sample { t: s.t, v: s.v }));
+                    plan.stats.samples_appended += 1;
+                }
+                SampleOutcome::OutOfOrder => plan.stats.out_of_order += 1,
+                SampleOutcome::Duplicate => plan.stats.duplicates += 1,
+                SampleOutcome::Resent => {}
+            }
+        }
+        if !out.unknown.is_empty() {
+            out.plan = AppendPlan::default();
+            return Ok(out);
+        }
+        if let Some(limit) = limits.max_series
+            && self.series.len() + out.plan.new_series.len() > limit
+        {
+            return Err(AppendError::SeriesLimit { limit });
+        }
+        out.plan.stats.series_created = out.plan.new_series.len() as u64;
+        Ok(out)
     }
 
     /// Applies a plan made by [`Head::plan`] on this head with nothing applied in between.
@@ -603,6 +682,132 @@ mod tests {
         assert!(!h.collided.contains_key(&7));
         h.unindex_fingerprint(7, 3);
         assert!(h.by_fingerprint.is_empty() && h.collided.is_empty());
+    }
+
+    #[test]
+    fn plan_refs_orders_refs_and_labels_like_plan() {
+        // The ordering table above, with the second batch sent alternately by ref and by labels:
+        // a series named both ways in one batch is one series, ordered sample by sample.
+        let a = Labels::from_pairs([("a", "1")]);
+        let cases: [(&[(i64, f64)], (u64, u64, u64), &[i64]); 3] = [
+            (&[(20, 2.0), (30, 3.0)], (2, 0, 0), &[10, 20, 30]),
+            (&[(20, 2.0), (15, 1.0), (20, 9.0), (20, 2.0)], (1, 1, 1), &[10, 20]),
+            (&[(5, 2.0), (10, 1.0)], (0, 1, 0), &[10]),
+        ];
+        for (samples, (app, ooo, dup), kept) in cases {
+            let mut h = Head::new();
+            h.append(&[ts(&[("a", "1")], &[(10, 1.0)])], &SeriesLimits::NONE).unwrap();
+            let r = h.lookup(&a).unwrap();
+            let batch: Vec<RefSample> = samples
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, v))| RefSample {
+                    series: if i % 2 == 0 { SeriesId::Ref(r) } else { SeriesId::Labels(&a) },
+                    t,
+                    v,
+                })
+                .collect();
+            let rp = h.plan_refs(&batch, &SeriesLimits::NONE, i64::MIN).unwrap();
+            assert!(rp.unknown.is_empty());
+            assert!(rp.refs.iter().all(|x| *x == Some(r)), "{samples:?}: {:?}", rp.refs);
+            let st = rp.plan.stats;
+            assert_eq!(
+                (st.samples_appended, st.out_of_order, st.duplicates, st.series_created),
+                (app, ooo, dup, 0),
+                "{samples:?}"
+            );
+            h.commit(&rp.plan);
+            let got: Vec<i64> = h.select(&[], i64::MIN, i64::MAX)[0].samples.iter().map(|s| s.t).collect();
+            assert_eq!(got, kept, "{samples:?}");
+        }
+    }
+
+    #[test]
+    fn plan_refs_reports_unknown_refs_and_plans_nothing() {
+        let mut h = Head::new();
+        let (a, b) = (Labels::from_pairs([("a", "1")]), Labels::from_pairs([("b", "1")]));
+        let rp = h
+            .plan_refs(
+                &[
+                    RefSample {
+                        series: SeriesId::Labels(&a),
+                        t: 1,
+                        v: 1.0,
+                    },
+                    RefSample {
+                        series: SeriesId::Labels(&b),
+                        t: 1,
+                        v: 1.0,
+                    },
+                    RefSample {
+                        series: SeriesId::Labels(&a),
+                        t: 2,
+                        v: 1.0,
+                    },
+                ],
+                &SeriesLimits::NONE,
+                i64::MIN,
+            )
+            .unwrap();
+        assert_eq!(rp.refs, vec![Some(1), Some(2), Some(1)]);
+        assert_eq!(rp.plan.stats.series_created, 2);
+        h.commit(&rp.plan);
+        // `a` ends before the cut; its ref is gone for good.
+        h.append(&[ts(&[("b", "1")], &[(100, 1.0)])], &SeriesLimits::NONE).unwrap();
+        assert_eq!(h.truncate_before(50).series_removed, 1);
+        let rp = h
+            .plan_refs(
+                &[
+                    RefSample {
+                        series: SeriesId::Ref(2),
+                        t: 101,
+                        v: 1.0,
+                    },
+                    RefSample {
+                        series: SeriesId::Ref(1),
+                        t: 101,
+                        v: 1.0,
+                    },
+                    RefSample {
+                        series: SeriesId::Ref(99),
+                        t: 101,
+                        v: 1.0,
+                    },
+                ],
+                &SeriesLimits::NONE,
+                i64::MIN,
+            )
+            .unwrap();
+        assert_eq!(rp.unknown, vec![1, 2]);
+        assert!(rp.plan.samples.is_empty() && rp.plan.new_series.is_empty());
+        // Below the floor a new series is not created (nor given a ref), as in `plan_from`.
+        let rp = h
+            .plan_refs(
+                &[RefSample {
+                    series: SeriesId::Labels(&a),
+                    t: 1,
+                    v: 1.0,
+                }],
+                &SeriesLimits::NONE,
+                50,
+            )
+            .unwrap();
+        assert_eq!((rp.refs, rp.plan.stats.out_of_order, rp.plan.new_series.len()), (vec![None], 1, 0));
+        // The series limit refuses the batch whole, as in `plan`.
+        let limits = SeriesLimits {
+            max_series: Some(1),
+            ..SeriesLimits::NONE
+        };
+        let err = h.plan_refs(
+            &[RefSample {
+                series: SeriesId::Labels(&a),
+                t: 200,
+                v: 1.0,
+            }],
+            &limits,
+            i64::MIN,
+        );
+        assert!(matches!(err, Err(AppendError::SeriesLimit { limit: 1 })), "{err:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod wal;
 pub use db::{BlockInfo, Db, DbOptions, DbStats};
 pub use downsample::{AggrSeries, Bucket, DownsampleStats, Downsampled};
 pub use memstore::MemStore;
+pub use postings::SeriesRef;
 pub use wal::FsyncPolicy;
 
 use std::path::PathBuf;
@@ -73,9 +74,69 @@ pub enum SelectError {
     Storage(String),
 }
 
+/// Which series a [`RefSample`] belongs to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SeriesId<'a> {
+    /// A ref the same store returned from an earlier [`Appender::append_refs`].
+    Ref(SeriesRef),
+    /// A label set, for series the caller holds no ref for (the store creates it if new).
+    Labels(&'a Labels),
+}
+
+/// One sample of an [`Appender::append_refs`] batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RefSample<'a> {
+    pub series: SeriesId<'a>,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// What [`Appender::append_refs`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefAppend {
+    pub stats: AppendStats,
+    /// Per sample of the batch, the series' ref for the next append; `None` where the store
+    /// has no ref to give (it hands out none, or the sample was unknown or not stored).
+    pub refs: Vec<Option<SeriesRef>>,
+    /// Positions of samples whose ref the store does not know (any more: retention dropped
+    /// the series). When this is not empty nothing of the batch was appended.
+    pub unknown: Vec<usize>,
+}
+
 /// Where new samples go. Returns only once the store has taken the batch.
 pub trait Appender: Send + Sync {
     fn append(&self, batch: &[TimeSeries]) -> Result<AppendStats, AppendError>;
+
+    /// Appends a batch whose samples name their series by ref or by labels, all or nothing,
+    /// in order (so duplicates resolve as in [`Appender::append`]), returning refs to use next
+    /// time. The default hands out no refs: it refuses any `Ref` sample as unknown and
+    /// otherwise falls back to [`Appender::append`].
+    fn append_refs(&self, batch: &[RefSample<'_>]) -> Result<RefAppend, AppendError> {
+        let unknown: Vec<usize> = (0..batch.len()).filter(|&i| matches!(batch[i].series, SeriesId::Ref(_))).collect();
+        if !unknown.is_empty() {
+            return Ok(RefAppend {
+                stats: AppendStats::default(),
+                refs: vec![None; batch.len()],
+                unknown,
+            });
+        }
+        let series: Vec<TimeSeries> = batch
+            .iter()
+            .filter_map(|s| match s.series {
+                SeriesId::Labels(l) => Some(TimeSeries {
+                    labels: l.clone(),
+                    samples: vec![fedwatch_model::Sample { t: s.t, v: s.v }],
+                }),
+                SeriesId::Ref(_) => None,
+            })
+            .collect();
+        let stats = self.append(&series)?;
+        Ok(RefAppend {
+            stats,
+            refs: vec![None; batch.len()],
+            unknown: Vec::new(),
+        })
+    }
 }
 
 /// The time window and resolution a select is for, in milliseconds (both ends inclusive).
