@@ -7,8 +7,8 @@
 //!   upstream. Ingest acknowledges a sender once the log has the data and never waits for an
 //!   upstream: a slow or dead upstream costs log space, not ingest.
 //! - **Position file**: `<state dir>/<host_port>-<fnv64 of the URL>/position`, one line
-//!   `v1 <segment> <offset>`, written to `position.tmp` and renamed over the old one after the
-//!   upstream acknowledged everything before that position. A restart resumes there, so the
+//!   `v1 <segment> <offset>`, written to `position.tmp`, fsynced, renamed over the old one and
+//!   the directory fsynced, after the upstream acknowledged everything before that position. A restart resumes there, so the
 //!   upstream may see the last unacknowledged window twice (it ignores identical samples)
 //!   and never misses one. No file: the forwarder starts at the end of the log (it was just
 //!   configured; what came before went elsewhere or nowhere). An unreadable file: it starts
@@ -57,7 +57,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use fedwatch_model::selfmetrics::Registry;
 use fedwatch_model::{Labels, Sample, TimeSeries};
 use fedwatch_tsdb::Db;
@@ -67,9 +66,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    Endpoint, ForwarderConfig, ForwarderError, Metrics, Prepared, RateLimitedLog, SendLogs, post_until_done, with_external_labels,
+    Endpoint, ForwarderConfig, ForwarderError, Metrics, Negotiated, Prepared, RateLimitedLog, SendLogs, post_until_done,
+    with_external_labels,
 };
-use crate::codec::encode_write_request;
 
 /// Where a WAL-tailing forwarder keeps its state and how far it may fall behind.
 #[derive(Clone, Debug)]
@@ -124,6 +123,7 @@ struct Tail {
     display_url: String,
     url: reqwest::Url,
     client: reqwest::Client,
+    protocol: Negotiated,
     downsampler: Option<std::sync::Mutex<crate::downsample::Downsampler>>,
     metrics: Metrics,
     db: Arc<Db>,
@@ -183,6 +183,7 @@ impl WalForwarder {
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Tail {
             acked: std::sync::Mutex::new(tailer.position()),
+            protocol: Negotiated::new(config.protocol),
             cfg: config,
             opts,
             display_url: p.display_url,
@@ -287,11 +288,20 @@ fn read_position(path: &Path) -> Result<Option<WalPosition>, String> {
     }
 }
 
-/// Replaces the position file atomically (write, rename).
+/// Replaces the position file atomically and durably: write and fsync `position.tmp`,
+/// rename it over `position`, fsync the directory so the rename itself survives a crash.
 fn write_position(path: &Path, pos: WalPosition) -> std::io::Result<()> {
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("v1 {} {}\n", pos.segment, pos.offset))?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("v1 {} {}\n", pos.segment, pos.offset).as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Log bytes from `from` to `to`, counting whole segments in between.
@@ -475,11 +485,10 @@ async fn send_shard(s: &Tail, series: Vec<TimeSeries>, mut stop: watch::Receiver
         display_url: &s.display_url,
         cfg: &s.cfg,
         metrics: &s.metrics,
+        protocol: &s.protocol,
     };
     for request in split(series, s.cfg.max_samples_per_send) {
-        let n: usize = request.iter().map(|ts| ts.samples.len()).sum();
-        let body = Bytes::from(encode_write_request(&request));
-        if !post_until_done(&to, body, n, &mut logs, &mut stop).await {
+        if !post_until_done(&to, &request, &mut logs, &mut stop).await {
             return false;
         }
     }
