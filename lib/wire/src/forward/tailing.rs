@@ -136,6 +136,9 @@ struct Tail {
     flushing: AtomicBool,
     /// Samples the store's hold lost that were already counted.
     lost_counted: AtomicU64,
+    /// Each shard's rate-limited log lines, kept across windows so a refusing upstream is
+    /// logged once per `LOG_EVERY`, not once per window; the last slot is shutdown's.
+    logs: Vec<std::sync::Mutex<SendLogs>>,
 }
 
 impl WalForwarder {
@@ -181,6 +184,7 @@ impl WalForwarder {
         }
         tracing::info!(url = %p.display_url, from = %tailer.position(), "forwarding from the WAL");
         let (stop, stop_rx) = watch::channel(false);
+        let config_shards = config.shards.max(1);
         let shared = Arc::new(Tail {
             acked: std::sync::Mutex::new(tailer.position()),
             protocol: Negotiated::new(config.protocol),
@@ -197,6 +201,7 @@ impl WalForwarder {
             position_file,
             flushing: AtomicBool::new(false),
             lost_counted: AtomicU64::new(0),
+            logs: (0..=config_shards).map(|_| std::sync::Mutex::new(SendLogs::default())).collect(),
         });
         let task = handle.spawn(run(shared.clone(), tailer, stop_rx));
         Ok(WalForwarder {
@@ -254,7 +259,8 @@ impl WalForwarder {
                 let left = deadline.saturating_sub(started.elapsed());
                 let (stop_tx, stop_rx) = watch::channel(false);
                 let s = self.shared.clone();
-                let send = tokio::spawn(async move { send_shard(&s, held, stop_rx).await });
+                let last = s.logs.len() - 1;
+                let send = tokio::spawn(async move { send_shard(&s, last, held, stop_rx).await });
                 if tokio::time::timeout(left, send).await.is_err() {
                     let _ = stop_tx.send(true);
                     tracing::warn!(url = %self.shared.display_url, "samples held by the downsampler were not sent before the shutdown deadline");
@@ -464,9 +470,9 @@ async fn deliver(s: &Arc<Tail>, window: Vec<(SeriesRef, Labels, Sample)>, stop: 
         parts[(h.finish() % shards as u64) as usize].push(ts);
     }
     let mut set = tokio::task::JoinSet::new();
-    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+    for (shard, part) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
         let (s, stop) = (s.clone(), stop.clone());
-        set.spawn(async move { send_shard(&s, part, stop).await });
+        set.spawn(async move { send_shard(&s, shard, part, stop).await });
     }
     let mut all = true;
     while let Some(done) = set.join_next().await {
@@ -477,8 +483,9 @@ async fn deliver(s: &Arc<Tail>, window: Vec<(SeriesRef, Labels, Sample)>, stop: 
 
 /// Sends one shard's series in requests of at most `max_samples_per_send`, retrying each
 /// until it is delivered or refused for good; false when stopped first.
-async fn send_shard(s: &Tail, series: Vec<TimeSeries>, mut stop: watch::Receiver<bool>) -> bool {
-    let mut logs = SendLogs::default();
+async fn send_shard(s: &Tail, shard: usize, series: Vec<TimeSeries>, mut stop: watch::Receiver<bool>) -> bool {
+    let slot = &s.logs[shard.min(s.logs.len() - 1)];
+    let mut logs = std::mem::take(&mut *slot.lock().unwrap_or_else(|e| e.into_inner()));
     let to = Endpoint {
         client: &s.client,
         url: &s.url,
@@ -487,12 +494,15 @@ async fn send_shard(s: &Tail, series: Vec<TimeSeries>, mut stop: watch::Receiver
         metrics: &s.metrics,
         protocol: &s.protocol,
     };
+    let mut done = true;
     for request in split(series, s.cfg.max_samples_per_send) {
         if !post_until_done(&to, &request, &mut logs, &mut stop).await {
-            return false;
+            done = false;
+            break;
         }
     }
-    true
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = logs;
+    done
 }
 
 /// Cuts series into requests of at most `max` samples, splitting long series in order.
