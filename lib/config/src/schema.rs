@@ -498,6 +498,8 @@ pub struct RemoteWriteConfig {
     pub write_relabel_configs: Vec<RelabelConfig>,
     pub send_exemplars: bool,
     pub send_native_histograms: bool,
+    /// `prometheus.WriteRequest` (1.0, the default when empty) or `io.prometheus.write.v2.Request`.
+    pub protobuf_message: String,
     #[serde(deserialize_with = "nullable")]
     pub queue_config: QueueConfig,
     #[serde(deserialize_with = "nullable")]
@@ -525,6 +527,7 @@ impl Default for RemoteWriteConfig {
             write_relabel_configs: Vec::new(),
             send_exemplars: false,
             send_native_histograms: false,
+            protobuf_message: String::new(),
             queue_config: QueueConfig::default(),
             metadata_config: MetadataConfig::default(),
             basic_auth: None,

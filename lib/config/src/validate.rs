@@ -128,6 +128,18 @@ pub(crate) fn validate(cfg: &mut Config, text: &str) -> Result<(), Failure> {
                 format!("found multiple remote write configs with job name {:?}", rw.name),
             ));
         }
+        if !matches!(
+            rw.protobuf_message.as_str(),
+            "" | "prometheus.WriteRequest" | "io.prometheus.write.v2.Request"
+        ) {
+            return Err((
+                find_line(text, "protobuf_message", &rw.protobuf_message, 0),
+                format!(
+                    "remote_write[{i}]: unknown remote write protobuf message {:?}; expected \"prometheus.WriteRequest\" or \"io.prometheus.write.v2.Request\"",
+                    rw.protobuf_message
+                ),
+            ));
+        }
         for h in rw.headers.keys() {
             if is_reserved_header(h) {
                 return Err((find_key(text, h), format!("{h} is a reserved header. It must not be changed")));

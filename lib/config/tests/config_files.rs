@@ -202,6 +202,10 @@ fn invalid_files_table() {
             "edge.yml: remote_write[0]: url for remote_write is empty",
         ),
         (
+            "remote_write:\n  - url: http://a\n    protobuf_message: io.prometheus.write.v3.Request\n",
+            "edge.yml:3: remote_write[0]: unknown remote write protobuf message \"io.prometheus.write.v3.Request\"; expected \"prometheus.WriteRequest\" or \"io.prometheus.write.v2.Request\"",
+        ),
+        (
             "remote_write:\n  - url: http://a\n    headers: {User-Agent: x}\n",
             "edge.yml:3: User-Agent is a reserved header. It must not be changed",
         ),

@@ -27,7 +27,7 @@ use fedwatch_server::sources::ConfigStatus;
 use fedwatch_server::{ApiState, BuildInfo};
 use fedwatch_tsdb::{Appender, Db, DbOptions, Querier};
 use fedwatch_wire::forward::{WalForwarder, WalForwarderOptions};
-use fedwatch_wire::{ForwarderConfig, HaConfig, HaTracker, IngestBudget, IngestLimits, ReceiverState, system_clock};
+use fedwatch_wire::{ForwarderConfig, HaConfig, HaTracker, IngestBudget, IngestLimits, ReceiverState, WireProtocol, system_clock};
 use tokio::net::TcpListener;
 
 use crate::reload::{Reloader, reload_on_sighup};
@@ -145,6 +145,7 @@ pub async fn start(tier: Tier, flags: &Flags) -> Result<RunningTier, String> {
         fc.batch_send_deadline = rw.queue_config.batch_send_deadline.0;
         fc.max_samples_per_send = rw.queue_config.max_samples_per_send as usize;
         fc.write_relabel = rw.write_relabel_configs.clone();
+        fc.protocol = WireProtocol::from_message(&rw.protobuf_message)?;
         fc.resolution = flags.forward_resolution.iter().find(|(url, _)| *url == rw.url).map(|(_, d)| *d);
         let mut opts = WalForwarderOptions::new(flags.storage_path.join("forward"));
         opts.max_backlog = Some(flags.forward_max_backlog.0).filter(|d| !d.is_zero());

@@ -1,5 +1,5 @@
 //! The forwarder: takes series as an [`Appender`], queues them, and pushes them upstream
-//! with remote_write 1.0.
+//! with remote_write 1.0 or 2.0 ([`WireProtocol`], Prometheus's `protobuf_message`).
 //!
 //! Design notes:
 //! - **External labels** are added on the way in, Prometheus's way: a label is added only
@@ -31,6 +31,22 @@
 //!   seconds or an HTTP date) replaces the backoff, capped at [`MAX_RETRY_AFTER`]. Other
 //!   statuses (4xx, and 3xx since redirects are not followed) drop the batch, count it in
 //!   `fedwatch_forward_samples_failed_total` and log at most every [`LOG_EVERY`].
+//! - **Protocol**: 1.0 (`prometheus.WriteRequest`, version header `0.1.0`) by default; 2.0
+//!   (`io.prometheus.write.v2.Request` with a symbols table, `Content-Type:
+//!   application/x-protobuf;proto=io.prometheus.write.v2.Request`, version `2.0.0`) when
+//!   configured. A 2.0 request answered 415 is sent again at once as 1.0 (the spec lets a
+//!   sender retry a 415 with another content type), and the upstream stays on 1.0 until the
+//!   process restarts. A 2xx answer to a 2.0 request carrying samples but no
+//!   `X-Prometheus-Remote-Write-Samples-Written` header is treated the same way: 2.0
+//!   receivers must send that header, and a 1.x receiver (Prometheus before 2.54) decodes a
+//!   2.0 body as an empty 1.0 request and answers 204 having written nothing, so the batch
+//!   is resent as 1.0 rather than lost.
+//! - **Written counts** (2.0 only): on 2xx, a `*-Samples-Written` header lower than what was
+//!   sent counts the difference in `fedwatch_forward_samples_not_written_total`; on a
+//!   refusal (4xx), the header's count is counted as sent and the rest as failed, and a
+//!   missing header counts as 0 written. 1.0 answers are all-or-nothing.
+//! - **Error bodies** are logged as the upstream wrote them (the spec forbids interpreting
+//!   them), cut at [`ERROR_BODY_LOGGED`] bytes; at most [`ERROR_BODY_READ`] bytes are read.
 //! - **Shutdown**: [`Forwarder::flush`] sends everything queued without waiting for full
 //!   batches; [`Forwarder::shutdown`] flushes until a deadline, then stops the task and
 //!   counts what is left as `dropped_total{reason="shutdown"}`.
@@ -41,7 +57,7 @@ mod tailing;
 pub use tailing::{WalForwarder, WalForwarderOptions, position_dir};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -59,11 +75,100 @@ use tokio::time::Instant;
 use self::queue::{ForwardQueue, MemQueue};
 use crate::codec::encode_write_request;
 use crate::downsample::Downsampler;
+use crate::receiver::SAMPLES_WRITTEN;
+use crate::v2::{V2_PROTO_MESSAGE, encode_v2_request};
 
 /// The longest `Retry-After` we honour; longer answers are treated as this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// At most one log line per kind of send failure in this interval.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How much of an error answer's body is logged.
+pub const ERROR_BODY_LOGGED: usize = 4096;
+/// How much of an error answer's body is read; the rest is not downloaded.
+pub const ERROR_BODY_READ: usize = 64 * 1024;
+
+/// The remote_write message sent upstream (Prometheus's `protobuf_message`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WireProtocol {
+    /// `prometheus.WriteRequest`, remote_write 1.0.
+    #[default]
+    V1,
+    /// `io.prometheus.write.v2.Request`, remote_write 2.0.
+    V2,
+}
+
+impl WireProtocol {
+    /// The `protobuf_message` name of 1.0.
+    pub const V1_MESSAGE: &'static str = "prometheus.WriteRequest";
+
+    /// Parses a `protobuf_message` value.
+    pub fn from_message(name: &str) -> Result<WireProtocol, String> {
+        match name {
+            "" | Self::V1_MESSAGE => Ok(WireProtocol::V1),
+            V2_PROTO_MESSAGE => Ok(WireProtocol::V2),
+            other => Err(format!(
+                "protobuf_message {other:?} is not supported; expected {:?} or {V2_PROTO_MESSAGE:?}",
+                Self::V1_MESSAGE
+            )),
+        }
+    }
+
+    /// The `protobuf_message` name.
+    pub fn message(self) -> &'static str {
+        match self {
+            WireProtocol::V1 => Self::V1_MESSAGE,
+            WireProtocol::V2 => V2_PROTO_MESSAGE,
+        }
+    }
+
+    /// The request's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            WireProtocol::V1 => "application/x-protobuf",
+            WireProtocol::V2 => "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        }
+    }
+
+    /// The `X-Prometheus-Remote-Write-Version` header.
+    pub fn version(self) -> &'static str {
+        match self {
+            WireProtocol::V1 => "0.1.0",
+            WireProtocol::V2 => "2.0.0",
+        }
+    }
+
+    /// The snappy-compressed body for `series`.
+    pub fn encode(self, series: &[TimeSeries]) -> Vec<u8> {
+        match self {
+            WireProtocol::V1 => encode_write_request(series),
+            WireProtocol::V2 => encode_v2_request(series),
+        }
+    }
+}
+
+/// The protocol an upstream is sent now: the configured one until a 2.0 upstream turns out
+/// to speak only 1.0.
+struct Negotiated(AtomicU8);
+
+impl Negotiated {
+    fn new(p: WireProtocol) -> Self {
+        Negotiated(AtomicU8::new(p as u8))
+    }
+
+    fn get(&self) -> WireProtocol {
+        if self.0.load(Ordering::Relaxed) == WireProtocol::V2 as u8 {
+            WireProtocol::V2
+        } else {
+            WireProtocol::V1
+        }
+    }
+
+    /// Switches to 1.0; true for the caller that switched it.
+    fn fall_back(&self) -> bool {
+        self.0.swap(WireProtocol::V1 as u8, Ordering::Relaxed) == WireProtocol::V2 as u8
+    }
+}
 
 /// Where and how to forward; the defaults are Prometheus's `queue_config` defaults.
 #[derive(Clone, Debug)]
@@ -90,6 +195,8 @@ pub struct ForwarderConfig {
     pub resolution: Option<Duration>,
     /// Parallel senders of a WAL-tailing forwarder; a series always goes through the same one (4).
     pub shards: usize,
+    /// The message sent (1.0); see the module notes for the fall-back from 2.0.
+    pub protocol: WireProtocol,
 }
 
 impl ForwarderConfig {
@@ -107,6 +214,7 @@ impl ForwarderConfig {
             write_relabel: Vec::new(),
             resolution: None,
             shards: 4,
+            protocol: WireProtocol::V1,
         }
     }
 }
@@ -167,6 +275,7 @@ struct Shared {
     url: reqwest::Url,
     client: reqwest::Client,
     queue: Box<dyn ForwardQueue>,
+    protocol: Negotiated,
     downsampler: Option<Mutex<Downsampler>>,
     /// Wakes the sender when data arrives or a flush is asked for.
     wake: Notify,
@@ -182,6 +291,8 @@ struct Metrics {
     sent: Counter,
     failed: Counter,
     retried: Counter,
+    not_written: Counter,
+    fallbacks: Counter,
     dropped_queue_full: Counter,
     dropped_shutdown: Counter,
     dropped_relabel: Counter,
@@ -216,6 +327,16 @@ impl Metrics {
             retried: r.counter(
                 "fedwatch_forward_samples_retried_total",
                 "Samples in requests that failed with a retryable error and were sent again.",
+                &[("url", url)],
+            ),
+            not_written: r.counter(
+                "fedwatch_forward_samples_not_written_total",
+                "Samples in requests the upstream accepted (2xx) while its X-Prometheus-Remote-Write-Samples-Written header said they were not written.",
+                &[("url", url)],
+            ),
+            fallbacks: r.counter(
+                "fedwatch_forward_protocol_fallbacks_total",
+                "Times a remote_write 2.0 upstream was switched to 1.0 because it answered 415 or did not report written samples.",
                 &[("url", url)],
             ),
             dropped_queue_full: dropped("queue_full"),
@@ -265,6 +386,7 @@ impl Forwarder {
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             queue: Box::new(MemQueue::new(config.capacity)),
+            protocol: Negotiated::new(config.protocol),
             downsampler: p.downsampler,
             metrics: Metrics::new(registry, &p.display_url),
             display_url: p.display_url,
@@ -461,8 +583,6 @@ impl Prepared {
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-        headers.insert("X-Prometheus-Remote-Write-Version", HeaderValue::from_static("0.1.0"));
         let client = fedwatch_config::http::client_builder()
             .user_agent(concat!("fedwatch/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
@@ -499,9 +619,23 @@ pub fn with_external_labels(labels: &Labels, external: &Labels) -> Labels {
 
 /// What one HTTP attempt came to.
 enum Attempt {
-    Delivered,
-    Retry { after: Option<Duration>, why: String },
-    GiveUp { why: String },
+    /// 2xx; `written` is the `*-Samples-Written` header of a 2.0 answer, when present.
+    Delivered {
+        written: Option<u64>,
+    },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
+    /// Refused for good; `written` as for `Delivered`.
+    GiveUp {
+        why: String,
+        written: Option<u64>,
+    },
+    /// The upstream does not take 2.0: 415, or a 2xx without the written header.
+    NotV2 {
+        why: String,
+    },
 }
 
 /// Logs one line per [`LOG_EVERY`] at most, saying how many were held back.
@@ -538,6 +672,7 @@ struct Endpoint<'a> {
     display_url: &'a str,
     cfg: &'a ForwarderConfig,
     metrics: &'a Metrics,
+    protocol: &'a Negotiated,
 }
 
 /// A sender's rate-limited log lines: batches refused for good, and retries.
@@ -547,30 +682,57 @@ struct SendLogs {
     retry: RateLimitedLog,
 }
 
-/// Posts one request of `n` samples until it is delivered or refused for good, backing off
+/// Posts `series` as one request until it is delivered or refused for good, backing off
 /// exponentially (or as long as a 429/503's `Retry-After` asks); false when `stop` fired
 /// first, with the request not delivered.
-async fn post_until_done(to: &Endpoint<'_>, body: Bytes, n: usize, logs: &mut SendLogs, stop: &mut watch::Receiver<bool>) -> bool {
+async fn post_until_done(to: &Endpoint<'_>, series: &[TimeSeries], logs: &mut SendLogs, stop: &mut watch::Receiver<bool>) -> bool {
+    let n: usize = series.iter().map(|ts| ts.samples.len()).sum();
     let mut backoff = to.cfg.min_backoff;
+    // Encoded once per protocol: retries resend the same bytes.
+    let mut encoded: Option<(WireProtocol, Bytes)> = None;
     loop {
-        match send_once(to.client, to.url, body.clone()).await {
-            Attempt::Delivered => {
-                to.metrics.sent.add(n as u64);
-                return true;
+        let protocol = to.protocol.get();
+        let body = match &encoded {
+            Some((p, body)) if *p == protocol => body.clone(),
+            _ => {
+                let body = Bytes::from(protocol.encode(series));
+                encoded = Some((protocol, body.clone()));
+                body
             }
-            Attempt::GiveUp { why } => {
-                to.metrics.failed.add(n as u64);
-                if let Some(suppressed) = logs.give_up.should_log() {
-                    tracing::warn!(url = %to.display_url, samples = n, suppressed, "upstream refused a batch, dropping it: {why}");
+        };
+        match send_once(to.client, to.url, body, protocol, n).await {
+            Attempt::Delivered { written } => {
+                let w = written.map_or(n, |w| (w as usize).min(n));
+                to.metrics.sent.add(w as u64);
+                if w < n {
+                    to.metrics.not_written.add((n - w) as u64);
+                    if let Some(suppressed) = logs.give_up.should_log() {
+                        tracing::warn!(url = %to.display_url, samples = n, written = w, suppressed, "upstream accepted a batch but wrote only part of it");
+                    }
                 }
                 return true;
+            }
+            Attempt::GiveUp { why, written } => {
+                let w = written.map_or(0, |w| (w as usize).min(n));
+                to.metrics.sent.add(w as u64);
+                to.metrics.failed.add((n - w) as u64);
+                if let Some(suppressed) = logs.give_up.should_log() {
+                    tracing::warn!(url = %to.display_url, samples = n, written = w, suppressed, "upstream refused a batch, dropping it: {why}");
+                }
+                return true;
+            }
+            Attempt::NotV2 { why } => {
+                if to.protocol.fall_back() {
+                    to.metrics.fallbacks.inc();
+                    tracing::warn!(url = %to.display_url, "upstream does not take remote_write 2.0 ({why}); sending 1.0 to it from now on");
+                }
             }
             Attempt::Retry { after, why } => {
                 if let Some(suppressed) = logs.retry.should_log() {
                     tracing::warn!(url = %to.display_url, samples = n, suppressed, "sending failed, will retry: {why}");
                 }
                 let wait = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
-                backoff = (backoff * 2).min(to.cfg.max_backoff);
+                backoff = next_backoff(backoff, to.cfg.max_backoff);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.wait_for(|v| *v) => return false,
@@ -579,6 +741,11 @@ async fn post_until_done(to: &Endpoint<'_>, body: Bytes, n: usize, logs: &mut Se
             }
         }
     }
+}
+
+/// The delay after `current`: doubled, at most `max`.
+pub fn next_backoff(current: Duration, max: Duration) -> Duration {
+    current.saturating_mul(2).min(max)
 }
 
 async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -615,15 +782,15 @@ async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
         let batch = s.queue.peek(max);
         let n: usize = batch.iter().map(|ts| ts.samples.len()).sum();
-        let body = Bytes::from(encode_write_request(&batch));
         let to = Endpoint {
             client: &s.client,
             url: &s.url,
             display_url: &s.display_url,
             cfg: &s.cfg,
             metrics: &s.metrics,
+            protocol: &s.protocol,
         };
-        if !post_until_done(&to, body, n, &mut logs, &mut stop).await {
+        if !post_until_done(&to, &batch, &mut logs, &mut stop).await {
             // Stopping abandons the batch; it is still queued and counted as dropped.
             return;
         }
@@ -633,8 +800,13 @@ async fn run_sender(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn send_once(client: &reqwest::Client, url: &reqwest::Url, body: Bytes) -> Attempt {
-    let resp = match client.post(url.clone()).body(body).send().await {
+async fn send_once(client: &reqwest::Client, url: &reqwest::Url, body: Bytes, protocol: WireProtocol, samples: usize) -> Attempt {
+    let request = client
+        .post(url.clone())
+        .header(header::CONTENT_TYPE, protocol.content_type())
+        .header("X-Prometheus-Remote-Write-Version", protocol.version())
+        .body(body);
+    let mut resp = match request.send().await {
         Ok(r) => r,
         Err(e) => {
             return Attempt::Retry {
@@ -644,8 +816,22 @@ async fn send_once(client: &reqwest::Client, url: &reqwest::Url, body: Bytes) ->
         }
     };
     let status = resp.status();
+    let written = match protocol {
+        WireProtocol::V2 => resp
+            .headers()
+            .get(SAMPLES_WRITTEN)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok()),
+        WireProtocol::V1 => None,
+    };
     if status.is_success() {
-        return Attempt::Delivered;
+        if protocol == WireProtocol::V2 && written.is_none() && samples > 0 {
+            return Attempt::NotV2 {
+                why: format!("{status} without an {SAMPLES_WRITTEN} header"),
+            };
+        }
+        // The body of a success is not read: the spec says to ignore it.
+        return Attempt::Delivered { written };
     }
     let retry_after = match status {
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => resp
@@ -656,15 +842,51 @@ async fn send_once(client: &reqwest::Client, url: &reqwest::Url, body: Bytes) ->
         _ => None,
     };
     let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-    // The upstream's message says why (e.g. which labels were invalid); keep the first line.
-    let text = resp.text().await.unwrap_or_default();
-    let first_line: String = text.lines().next().unwrap_or("").chars().take(512).collect();
-    let why = format!("{status}: {first_line}");
-    if retryable {
+    let text = error_body(&mut resp).await;
+    let why = format!("{status}: {text}");
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && protocol == WireProtocol::V2 {
+        Attempt::NotV2 { why }
+    } else if retryable {
         Attempt::Retry { after: retry_after, why }
     } else {
-        Attempt::GiveUp { why }
+        Attempt::GiveUp { why, written }
     }
+}
+
+/// An error answer's body as the upstream wrote it, cut at [`ERROR_BODY_LOGGED`] bytes; at
+/// most [`ERROR_BODY_READ`] bytes are downloaded.
+async fn error_body(resp: &mut reqwest::Response) -> String {
+    let mut raw: Vec<u8> = Vec::new();
+    let mut complete = false;
+    while raw.len() < ERROR_BODY_READ {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => raw.extend_from_slice(&chunk),
+            Ok(None) => {
+                complete = true;
+                break;
+            }
+            Err(e) => {
+                raw.extend_from_slice(format!(" (reading the body failed: {})", error_chain(&e)).as_bytes());
+                complete = true;
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let text = text.trim_end();
+    if text.len() <= ERROR_BODY_LOGGED {
+        return text.to_string();
+    }
+    let mut end = ERROR_BODY_LOGGED;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let total = if complete {
+        format!("{}", raw.len())
+    } else {
+        format!("more than {}", raw.len())
+    };
+    format!("{}... (cut at {end} of {total} bytes)", &text[..end])
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).

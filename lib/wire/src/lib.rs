@@ -1,4 +1,4 @@
-//! Prometheus remote_write 1.0 (and 2.0 receiving) for Fedwatch: the protobuf messages, the
+//! Prometheus remote_write 1.0 and 2.0 for Fedwatch: the protobuf messages, the
 //! snappy+protobuf codecs, the receiver route (`POST /api/v1/write`) and the forwarder that pushes a tier's
 //! data upstream.
 
@@ -19,7 +19,7 @@ pub use codec::{
 };
 pub use dedupe::{HaConfig, HaTracker};
 pub use downsample::{Downsampler, parse_resolution_flag};
-pub use forward::{FlushError, Forwarder, ForwarderConfig, ForwarderError};
+pub use forward::{FlushError, Forwarder, ForwarderConfig, ForwarderError, WireProtocol};
 pub use limits::{IngestBudget, IngestLimits};
 pub use receiver::{EXEMPLARS_WRITTEN, HISTOGRAMS_WRITTEN, ReceiverState, SAMPLES_WRITTEN, WRITE_PATH, write_router};
 pub use v2::{DecodedV2, V2_PROTO_MESSAGE, decode_v2_request, encode_v2_request};

@@ -226,8 +226,8 @@ fn render_refs(refs: &[u32], symbols: &[String]) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
-/// Encodes series as a snappy-compressed 2.0 request with a symbols table (for tests and
-/// benchmarks; the forwarder sends 1.0).
+/// Encodes series as a snappy-compressed 2.0 request: a symbols table starting with "",
+/// each string once, and labels as sorted pairs of references (what the forwarder sends).
 pub fn encode_v2_request(series: &[TimeSeries]) -> Vec<u8> {
     let mut symbols = SymbolTable::default();
     let timeseries = series

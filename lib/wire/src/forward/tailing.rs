@@ -7,8 +7,8 @@
 //!   upstream. Ingest acknowledges a sender once the log has the data and never waits for an
 //!   upstream: a slow or dead upstream costs log space, not ingest.
 //! - **Position file**: `<state dir>/<host_port>-<fnv64 of the URL>/position`, one line
-//!   `v1 <segment> <offset>`, written to `position.tmp` and renamed over the old one after the
-//!   upstream acknowledged everything before that position. A restart resumes there, so the
+//!   `v1 <segment> <offset>`, written to `position.tmp`, fsynced, renamed over the old one and
+//!   the directory fsynced, after the upstream acknowledged everything before that position. A restart resumes there, so the
 //!   upstream may see the last unacknowledged window twice (it ignores identical samples)
 //!   and never misses one. No file: the forwarder starts at the end of the log (it was just
 //!   configured; what came before went elsewhere or nowhere). An unreadable file: it starts
@@ -57,7 +57,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use fedwatch_model::selfmetrics::Registry;
 use fedwatch_model::{Labels, Sample, TimeSeries};
 use fedwatch_tsdb::Db;
@@ -67,9 +66,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    Endpoint, ForwarderConfig, ForwarderError, Metrics, Prepared, RateLimitedLog, SendLogs, post_until_done, with_external_labels,
+    Endpoint, ForwarderConfig, ForwarderError, Metrics, Negotiated, Prepared, RateLimitedLog, SendLogs, post_until_done,
+    with_external_labels,
 };
-use crate::codec::encode_write_request;
 
 /// Where a WAL-tailing forwarder keeps its state and how far it may fall behind.
 #[derive(Clone, Debug)]
@@ -124,6 +123,7 @@ struct Tail {
     display_url: String,
     url: reqwest::Url,
     client: reqwest::Client,
+    protocol: Negotiated,
     downsampler: Option<std::sync::Mutex<crate::downsample::Downsampler>>,
     metrics: Metrics,
     db: Arc<Db>,
@@ -136,6 +136,9 @@ struct Tail {
     flushing: AtomicBool,
     /// Samples the store's hold lost that were already counted.
     lost_counted: AtomicU64,
+    /// Each shard's rate-limited log lines, kept across windows so a refusing upstream is
+    /// logged once per `LOG_EVERY`, not once per window; the last slot is shutdown's.
+    logs: Vec<std::sync::Mutex<SendLogs>>,
 }
 
 impl WalForwarder {
@@ -181,8 +184,10 @@ impl WalForwarder {
         }
         tracing::info!(url = %p.display_url, from = %tailer.position(), "forwarding from the WAL");
         let (stop, stop_rx) = watch::channel(false);
+        let config_shards = config.shards.max(1);
         let shared = Arc::new(Tail {
             acked: std::sync::Mutex::new(tailer.position()),
+            protocol: Negotiated::new(config.protocol),
             cfg: config,
             opts,
             display_url: p.display_url,
@@ -196,6 +201,7 @@ impl WalForwarder {
             position_file,
             flushing: AtomicBool::new(false),
             lost_counted: AtomicU64::new(0),
+            logs: (0..=config_shards).map(|_| std::sync::Mutex::new(SendLogs::default())).collect(),
         });
         let task = handle.spawn(run(shared.clone(), tailer, stop_rx));
         Ok(WalForwarder {
@@ -253,7 +259,8 @@ impl WalForwarder {
                 let left = deadline.saturating_sub(started.elapsed());
                 let (stop_tx, stop_rx) = watch::channel(false);
                 let s = self.shared.clone();
-                let send = tokio::spawn(async move { send_shard(&s, held, stop_rx).await });
+                let last = s.logs.len() - 1;
+                let send = tokio::spawn(async move { send_shard(&s, last, held, stop_rx).await });
                 if tokio::time::timeout(left, send).await.is_err() {
                     let _ = stop_tx.send(true);
                     tracing::warn!(url = %self.shared.display_url, "samples held by the downsampler were not sent before the shutdown deadline");
@@ -287,11 +294,20 @@ fn read_position(path: &Path) -> Result<Option<WalPosition>, String> {
     }
 }
 
-/// Replaces the position file atomically (write, rename).
+/// Replaces the position file atomically and durably: write and fsync `position.tmp`,
+/// rename it over `position`, fsync the directory so the rename itself survives a crash.
 fn write_position(path: &Path, pos: WalPosition) -> std::io::Result<()> {
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("v1 {} {}\n", pos.segment, pos.offset))?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("v1 {} {}\n", pos.segment, pos.offset).as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Log bytes from `from` to `to`, counting whole segments in between.
@@ -454,9 +470,9 @@ async fn deliver(s: &Arc<Tail>, window: Vec<(SeriesRef, Labels, Sample)>, stop: 
         parts[(h.finish() % shards as u64) as usize].push(ts);
     }
     let mut set = tokio::task::JoinSet::new();
-    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+    for (shard, part) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
         let (s, stop) = (s.clone(), stop.clone());
-        set.spawn(async move { send_shard(&s, part, stop).await });
+        set.spawn(async move { send_shard(&s, shard, part, stop).await });
     }
     let mut all = true;
     while let Some(done) = set.join_next().await {
@@ -467,23 +483,26 @@ async fn deliver(s: &Arc<Tail>, window: Vec<(SeriesRef, Labels, Sample)>, stop: 
 
 /// Sends one shard's series in requests of at most `max_samples_per_send`, retrying each
 /// until it is delivered or refused for good; false when stopped first.
-async fn send_shard(s: &Tail, series: Vec<TimeSeries>, mut stop: watch::Receiver<bool>) -> bool {
-    let mut logs = SendLogs::default();
+async fn send_shard(s: &Tail, shard: usize, series: Vec<TimeSeries>, mut stop: watch::Receiver<bool>) -> bool {
+    let slot = &s.logs[shard.min(s.logs.len() - 1)];
+    let mut logs = std::mem::take(&mut *slot.lock().unwrap_or_else(|e| e.into_inner()));
     let to = Endpoint {
         client: &s.client,
         url: &s.url,
         display_url: &s.display_url,
         cfg: &s.cfg,
         metrics: &s.metrics,
+        protocol: &s.protocol,
     };
+    let mut done = true;
     for request in split(series, s.cfg.max_samples_per_send) {
-        let n: usize = request.iter().map(|ts| ts.samples.len()).sum();
-        let body = Bytes::from(encode_write_request(&request));
-        if !post_until_done(&to, body, n, &mut logs, &mut stop).await {
-            return false;
+        if !post_until_done(&to, &request, &mut logs, &mut stop).await {
+            done = false;
+            break;
         }
     }
-    true
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = logs;
+    done
 }
 
 /// Cuts series into requests of at most `max` samples, splitting long series in order.

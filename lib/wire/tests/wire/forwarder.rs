@@ -493,3 +493,72 @@ async fn wal_forwarder_holds_the_log_while_the_upstream_is_down() {
     eventually("pending samples reported", || pending() >= 100.0).await;
     assert!(fwd.shutdown(Duration::from_millis(200)).await.is_err(), "upstream is down");
 }
+
+#[tokio::test]
+async fn sends_remote_write_2_and_falls_back_when_the_upstream_is_1x() {
+    use fedwatch_wire::WireProtocol;
+    let data = || {
+        vec![
+            series(
+                &[("__name__", "up"), ("job", "node")],
+                &[(1, 1.0), (2, fedwatch_model::stale_nan())],
+            ),
+            series(&[("__name__", "temp_celsius"), ("room", "ünï")], &[(1, -3.5)]),
+        ]
+    };
+    // (upstream, the version header of every request in order, fall-backs counted)
+    // - our receiver speaks 2.0: every request is 2.0;
+    // - a 1.x receiver that ignores Content-Type (the scripted one, like Prometheus 2.42)
+    //   decodes the 2.0 body as an empty 1.0 request and answers 204 without written
+    //   headers: the forwarder resends as 1.0 and stays on 1.0.
+    for ours in [true, false] {
+        let (store, url, scripted) = if ours {
+            let store = Arc::new(MemStore::new());
+            let addr = serve(write_router(ReceiverState::new(store.clone(), Registry::new()))).await;
+            (store, format!("http://{addr}/api/v1/write"), None)
+        } else {
+            let (up, url) = scripted_upstream(vec![]).await;
+            (up.store.clone(), url, Some(up))
+        };
+        let registry = Registry::new();
+        let mut cfg = fast_config(url.clone());
+        cfg.protocol = WireProtocol::from_message("io.prometheus.write.v2.Request").expect("known message");
+        let fwd = Forwarder::spawn(cfg, &registry).expect("spawn");
+        fwd.append(&data()).expect("append");
+        fwd.flush(Duration::from_secs(10)).await.expect("flushed");
+        fwd.append(&[series(&[("__name__", "up"), ("job", "node")], &[(3, 1.0)])])
+            .expect("append");
+        fwd.flush(Duration::from_secs(10)).await.expect("flushed");
+
+        let mut want = data();
+        want[0].samples.push(fedwatch_model::Sample { t: 3, v: 1.0 });
+        want.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(bits(&stored(&store)), bits(&want), "ours={ours}");
+        assert_eq!(count(&registry, "fedwatch_forward_samples_sent_total", &url), 4, "ours={ours}");
+        let fallbacks = count(&registry, "fedwatch_forward_protocol_fallbacks_total", &url);
+        if let Some(up) = scripted {
+            let versions: Vec<String> = up
+                .requests
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(_, h)| {
+                    h.get("x-prometheus-remote-write-version")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(versions, ["2.0.0", "0.1.0", "0.1.0"]);
+            assert_eq!(fallbacks, 1);
+        } else {
+            assert_eq!(fallbacks, 0);
+        }
+    }
+    assert!(WireProtocol::from_message("prometheus.WriteRequest").is_ok());
+    let err = WireProtocol::from_message("io.prometheus.write.v3.Request").expect_err("unknown message");
+    assert!(
+        err.contains("expected \"prometheus.WriteRequest\" or \"io.prometheus.write.v2.Request\""),
+        "{err}"
+    );
+}
