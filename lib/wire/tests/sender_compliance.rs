@@ -37,64 +37,8 @@ use fedwatch_wire::{ForwarderConfig, WireProtocol};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The full `io.prometheus.write.v2` schema, as a receiver decodes it.
-mod full {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Request {
-        #[prost(string, repeated, tag = "4")]
-        pub symbols: Vec<String>,
-        #[prost(message, repeated, tag = "5")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(uint32, repeated, tag = "1")]
-        pub labels_refs: Vec<u32>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-        #[prost(message, repeated, tag = "3")]
-        pub histograms: Vec<Histogram>,
-        #[prost(message, repeated, tag = "4")]
-        pub exemplars: Vec<Exemplar>,
-        #[prost(message, optional, tag = "5")]
-        pub metadata: Option<Metadata>,
-        #[prost(int64, tag = "6")]
-        pub created_timestamp: i64,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-        #[prost(int64, tag = "3")]
-        pub start_timestamp: i64,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Exemplar {
-        #[prost(uint32, repeated, tag = "1")]
-        pub labels_refs: Vec<u32>,
-        #[prost(double, tag = "2")]
-        pub value: f64,
-        #[prost(int64, tag = "3")]
-        pub timestamp: i64,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Metadata {
-        #[prost(int32, tag = "1")]
-        pub r#type: i32,
-        #[prost(uint32, tag = "3")]
-        pub help_ref: u32,
-        #[prost(uint32, tag = "4")]
-        pub unit_ref: u32,
-    }
-    /// Only its presence matters to the checks.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Histogram {
-        #[prost(int64, tag = "15")]
-        pub timestamp: i64,
-    }
-}
+#[path = "support/v2_full.rs"]
+mod full;
 
 const V2_CONTENT_TYPE: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
 const INSTANCE: &str = "scrape-target:9100";
