@@ -144,6 +144,10 @@ pub struct DbStats {
     pub series_removed: u64,
     pub checkpoints: u64,
     pub checkpoint_errors: u64,
+    /// Bytes written into checkpoints since open (their write amplification over the log).
+    pub checkpoint_bytes_written: u64,
+    /// Bytes appended to log segments since open.
+    pub wal_bytes_logged: u64,
     /// Damaged log tails repaired when this store opened (0 or 1).
     pub wal_corruptions: u64,
     /// Blocks on disk and their bytes.
@@ -175,6 +179,7 @@ struct Counters {
     series_removed: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_errors: AtomicU64,
+    checkpoint_bytes_written: AtomicU64,
     blocks_written: AtomicU64,
     compactions: AtomicU64,
     blocks_removed: AtomicU64,
@@ -408,11 +413,16 @@ impl Db {
             let h = self.shared.read_head();
             (h.series_count(), h.chunk_count())
         };
+        let (wal_bytes, wal_bytes_logged) = {
+            let wal = self.shared.lock_wal();
+            (wal.size_bytes(), wal.logged_bytes())
+        };
         let c = &self.shared.counters;
         DbStats {
             series,
             chunks,
-            wal_bytes: self.shared.lock_wal().size_bytes(),
+            wal_bytes,
+            wal_bytes_logged,
             appends: c.appends.load(Ordering::Relaxed),
             append_errors: c.append_errors.load(Ordering::Relaxed),
             series_limit_refusals: c.series_limit_refusals.load(Ordering::Relaxed),
@@ -425,6 +435,7 @@ impl Db {
             series_removed: c.series_removed.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_errors: c.checkpoint_errors.load(Ordering::Relaxed),
+            checkpoint_bytes_written: c.checkpoint_bytes_written.load(Ordering::Relaxed),
             wal_corruptions: u64::from(self.replay.corruption.is_some()),
             blocks: self.shared.block_set().blocks.len(),
             block_bytes: self.shared.block_set().blocks.iter().map(|b| b.size_bytes()).sum(),
@@ -1151,6 +1162,9 @@ impl Shared {
                     self.alias.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 }
                 self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .checkpoint_bytes_written
+                    .fetch_add(st.bytes_written, Ordering::Relaxed);
                 tracing::info!(
                     upto = st.upto,
                     series = st.series,

@@ -172,6 +172,8 @@ pub struct Wal {
     checkpoint_bytes: u64,
     /// Bytes of segments sealed since the last checkpoint sealed the log (or replayed at open).
     sealed_since_checkpoint: u64,
+    /// Bytes written by [`Wal::log`] since open.
+    logged: u64,
     dirty: bool,
     broken: Option<String>,
     buf: Vec<u8>,
@@ -290,6 +292,7 @@ impl Wal {
             older_bytes,
             checkpoint_bytes,
             sealed_since_checkpoint: older_bytes - checkpoint_bytes.min(older_bytes),
+            logged: 0,
             dirty: false,
             broken: None,
             buf: Vec::new(),
@@ -356,6 +359,7 @@ impl Wal {
             });
         }
         self.size += bytes.len() as u64;
+        self.logged += bytes.len() as u64;
         self.dirty = true;
         if self.fsync == FsyncPolicy::Always {
             self.sync()?;
@@ -408,6 +412,11 @@ impl Wal {
         if added > 0 {
             self.checkpoint_bytes = added;
         }
+    }
+
+    /// Bytes written by [`Wal::log`] since open.
+    pub fn logged_bytes(&self) -> u64 {
+        self.logged
     }
 
     /// Bytes of the newest checkpoint (0 without one).
