@@ -31,12 +31,19 @@
 //! order is head, then log; the background syncer takes only the log.
 //!
 //! Retention drops whole chunks whose newest sample is older than the head's newest sample
-//! minus the retention, so up to one chunk's span more than the retention may stay. When a
-//! retention pass removed something and at least two segments were sealed since the last
-//! checkpoint, a background thread seals the log and rewrites the sealed segments as a
-//! checkpoint of the live series and their samples inside the retention (see
-//! [`crate::wal::checkpoint`]), so the log stays about as large as the head. Samples of a
-//! chunk that straddled the cut and are older than it are not carried into the checkpoint.
+//! minus the retention, so up to one chunk's span more than the retention may stay.
+//!
+//! The log is checkpointed (see [`crate::wal::checkpoint`] and `FORMAT.md`) after block cuts,
+//! after retention passes that removed data once two segments were sealed, and by size: when
+//! the segments sealed since the last checkpoint outweigh it by
+//! [`DbOptions::wal_checkpoint_ratio`]. A checkpoint is the head's chunks, written by a
+//! background thread that reads the head one group of series at a time, so the per-sample
+//! part of the log stays a fraction of the head and the log about as large as the head.
+//!
+//! Replay loads the checkpoint's chunks as they are, then applies the logged samples after it
+//! in batches across threads, each thread owning a contiguous range of refs (series records
+//! are applied in log order first, so every sample's series exists); per series the log's
+//! order is kept, so the head is the one a one-by-one replay builds.
 //!
 //! Readers of the log (forwarders) register a [`WalHold`] on the oldest segment they still
 //! need; a checkpoint then consumes only the segments before the lowest hold, up to each

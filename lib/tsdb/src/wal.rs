@@ -5,8 +5,16 @@
 //! named by an 8-digit decimal index (`00000001`, `00000002`, ...), each starting with an
 //! 8-byte header (magic `FWAL`, a version byte, three zero bytes) followed by records framed as
 //! `length u32 LE | CRC32C u32 LE | type u8 | payload`, the length counting type and payload
-//! and the checksum covering them. Record types: series (ref + labels) and samples
-//! (ref, t, v).
+//! and the checksum covering them. Record types: series (ref + labels), samples
+//! (ref, t, v), ref floor, and, in checkpoints only, chunks (a series' compressed chunks with
+//! the open chunk's encoder state).
+//!
+//! # Checkpoints
+//! A checkpoint ([`checkpoint`]) replaces the oldest segments with a snapshot of the head:
+//! series records, then chunk records copied from the head's chunks, so replaying it costs a
+//! copy per chunk rather than an encode per sample. The head is read after the log was
+//! sealed, so its chunks may also hold samples of the segments replayed after the checkpoint;
+//! replay skips those (they are not newer than the series' newest sample).
 //!
 //! # Invariants
 //! - A batch is written with one positioned write at the segment's known end; the caller's

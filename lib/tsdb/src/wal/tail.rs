@@ -21,7 +21,10 @@
 //! Samples records name series by ref; series records (always earlier in the log) map refs
 //! to labels. Opening at a position reads the series records of the checkpoint and of every
 //! segment before the position (samples are skipped), so refs declared before the position
-//! resolve. A ref no series record declared (its series was dropped by a checkpoint before
+//! resolve. A checkpoint's chunk records are checked but not decoded: a reader never takes
+//! samples from a checkpoint, only labels. The samples it still has to send are in segments
+//! its hold keeps out of checkpoints (the checkpoint's chunks may hold them too, which only
+//! matters to the store's replay). A ref no series record declared (its series was dropped by a checkpoint before
 //! the reader saw it) is counted in [`TailStats::unknown_series_samples`] and its samples
 //! are skipped.
 //!
