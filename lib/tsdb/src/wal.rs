@@ -235,10 +235,9 @@ impl Wal {
         let mut checkpoint_bytes = 0;
         if let Some(upto) = checkpoint {
             let path = checkpoint_path(dir, upto);
-            let data = fs::read(&path).map_err(io_err("reading WAL checkpoint", &path))?;
-            let (good, damage) = replay_segment(&data, &mut stats, &mut apply);
+            let (good, damage, len) = replay_file(&path, &mut stats, &mut apply)?;
             older_bytes += good;
-            checkpoint_bytes = data.len() as u64;
+            checkpoint_bytes = len;
             // A checkpoint was fsynced before it was renamed into place, so damage here is
             // media corruption: report it and go on with the segments after it.
             if let Some((offset, reason)) = damage {
@@ -247,7 +246,7 @@ impl Wal {
                     segment: path,
                     offset,
                     reason,
-                    bytes_dropped: data.len() as u64 - offset,
+                    bytes_dropped: len - offset,
                     segments_removed: 0,
                 });
             }
@@ -264,8 +263,7 @@ impl Wal {
         stats.segments = segments.len();
         for (pos, &index) in segments.iter().enumerate() {
             let path = segment_path(dir, index);
-            let data = fs::read(&path).map_err(io_err("reading WAL segment", &path))?;
-            let (good, damage) = replay_segment(&data, &mut stats, &mut apply);
+            let (good, damage, len) = replay_file(&path, &mut stats, &mut apply)?;
             older_bytes += good;
             if let Some((offset, reason)) = damage {
                 let later = &segments[pos + 1..];
@@ -274,7 +272,7 @@ impl Wal {
                     segment: path,
                     offset,
                     reason,
-                    bytes_dropped: data.len() as u64 - offset,
+                    bytes_dropped: len - offset,
                     segments_removed: later.len(),
                 };
                 tracing::warn!(
@@ -720,26 +718,8 @@ fn replay_segment_kinds(
     wanted: impl Fn(u8) -> bool,
     apply: &mut impl FnMut(WalRecord),
 ) -> (u64, Option<(u64, String)>) {
-    if data.len() < SEGMENT_HEADER_LEN as usize {
-        return (
-            0,
-            Some((0, format!("segment header is {} bytes, expected {SEGMENT_HEADER_LEN}", data.len()))),
-        );
-    }
-    if &data[..4] != SEGMENT_MAGIC {
-        return (0, Some((0, format!("bad magic {:02x?}, expected {SEGMENT_MAGIC:?}", &data[..4]))));
-    }
-    if data[4] != SEGMENT_VERSION && data[4] != CHECKPOINT_VERSION {
-        return (
-            0,
-            Some((
-                0,
-                format!(
-                    "segment version {} is not supported (this build reads {SEGMENT_VERSION} and {CHECKPOINT_VERSION})",
-                    data[4]
-                ),
-            )),
-        );
+    if let Err(reason) = check_header(data) {
+        return (0, Some((0, reason)));
     }
     let mut off = SEGMENT_HEADER_LEN as usize;
     while off < data.len() {
@@ -771,6 +751,107 @@ fn replay_segment_kinds(
         off += used;
     }
     (off as u64, None)
+}
+
+/// Checks a file's header (its first bytes, however many there are).
+fn check_header(data: &[u8]) -> Result<(), String> {
+    if data.len() < SEGMENT_HEADER_LEN as usize {
+        return Err(format!("segment header is {} bytes, expected {SEGMENT_HEADER_LEN}", data.len()));
+    }
+    if &data[..4] != SEGMENT_MAGIC {
+        return Err(format!("bad magic {:02x?}, expected {SEGMENT_MAGIC:?}", &data[..4]));
+    }
+    if data[4] != SEGMENT_VERSION && data[4] != CHECKPOINT_VERSION {
+        return Err(format!(
+            "segment version {} is not supported (this build reads {SEGMENT_VERSION} and {CHECKPOINT_VERSION})",
+            data[4]
+        ));
+    }
+    Ok(())
+}
+
+/// Records decoded ahead of the one being applied during replay.
+const REPLAY_READ_AHEAD: usize = 32;
+
+/// [`replay_segment`] on a file, streamed: a reader thread reads, checks and decodes records
+/// while `apply` runs on this thread, so decoding overlaps applying and memory holds a few
+/// records, not the file. Returns the good prefix's length, the damage if any, and the
+/// file's length.
+fn replay_file(
+    path: &Path,
+    stats: &mut ReplayStats,
+    apply: &mut impl FnMut(WalRecord),
+) -> Result<(u64, Option<(u64, String)>, u64), TsdbError> {
+    let file = File::open(path).map_err(io_err("opening WAL file for replay", path))?;
+    let len = file.metadata().map_err(io_err("reading WAL file size", path))?.len();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<WalRecord>(REPLAY_READ_AHEAD);
+    let read = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_records(file, len, tx));
+        for rec in rx {
+            stats.records += 1;
+            match &rec {
+                WalRecord::Series(s) => stats.series += s.len() as u64,
+                WalRecord::Samples(s) => stats.samples += s.len() as u64,
+                WalRecord::Chunks(c) => {
+                    stats.chunks += c.iter().map(|s| s.closed.len() as u64 + u64::from(s.open.is_some())).sum::<u64>();
+                    stats.chunk_samples += c.iter().map(SeriesChunks::sample_count).sum::<u64>();
+                }
+                WalRecord::RefFloor(_) => {}
+            }
+            apply(rec);
+        }
+        // The reader only reads and decodes; a panic there is a bug: surface it.
+        reader.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    });
+    let (good, damage) = read.map_err(io_err("reading WAL file", path))?;
+    Ok((good, damage, len))
+}
+
+/// The reader side of [`replay_file`]: sends every intact record; returns the good prefix's
+/// length and where and why it stopped early.
+fn read_records(file: File, len: u64, tx: std::sync::mpsc::SyncSender<WalRecord>) -> std::io::Result<(u64, Option<(u64, String)>)> {
+    use std::io::Read;
+    let mut r = std::io::BufReader::with_capacity(4 << 20, file);
+    let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+    let have = len.min(SEGMENT_HEADER_LEN) as usize;
+    r.read_exact(&mut head[..have])?;
+    if let Err(reason) = check_header(&head[..have]) {
+        return Ok((0, Some((0, reason))));
+    }
+    let mut off = SEGMENT_HEADER_LEN;
+    let mut body = Vec::new();
+    while off < len {
+        let left = len - off;
+        let damage = |reason: String| Ok((off, Some((off, reason))));
+        if left < 8 {
+            return damage(format!("torn record header: {left} of 8 bytes"));
+        }
+        r.read_exact(&mut head)?;
+        let rlen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if rlen == 0 || rlen > MAX_RECORD_LEN {
+            return damage(format!("impossible record length {rlen}"));
+        }
+        if left - 8 < u64::from(rlen) {
+            return damage(format!("torn record: {} of {rlen} bytes", left - 8));
+        }
+        body.resize(rlen as usize, 0);
+        r.read_exact(&mut body)?;
+        let got = crc32c::crc32c(&body);
+        if got != crc {
+            return damage(format!("checksum mismatch: stored {crc:08x}, computed {got:08x}"));
+        }
+        let rec = match decode_record(body[0], &body[1..]) {
+            Ok(rec) => rec,
+            Err(reason) => return damage(reason),
+        };
+        if tx.send(rec).is_err() {
+            // The applying side is gone (it panicked): nothing more to do.
+            return Ok((off, None));
+        }
+        off += 8 + u64::from(rlen);
+    }
+    Ok((off, None))
 }
 
 /// Checks the framing and checksum of the record at the start of `data`; returns its type,
