@@ -2,8 +2,10 @@
 //! every second), closes it, reopens it and times the replay: the issue's "1 M series × 2 h
 //! replayed in ≤ 10 s" measurement, scaled by the flags.
 //!
-//! Usage: `wal_replay [--series N] [--hours H] [--interval-s S] [--dir PATH] [--keep]`.
-//! Without `--dir` a scratch directory under the system temp dir is used and removed.
+//! Usage: `wal_replay [--series N] [--hours H] [--interval-s S] [--batch N] [--checkpoint-ratio R|inf] [--dir PATH]
+//! [--keep] [--write-only | --replay-only]`. Without `--dir` a scratch directory under the
+//! system temp dir is used and removed. `--write-only --keep` then `--replay-only` on the same
+//! `--dir` measures replay in a fresh process, so its peak RSS (VmHWM) is replay's own.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +18,12 @@ struct Args {
     series: usize,
     hours: f64,
     interval_s: u64,
+    batch: usize,
+    checkpoint_ratio: f64,
     dir: Option<PathBuf>,
     keep: bool,
+    write: bool,
+    replay: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -25,8 +31,12 @@ fn parse_args() -> Result<Args, String> {
         series: 1_000_000,
         hours: 2.0,
         interval_s: 15,
+        batch: 1000,
+        checkpoint_ratio: DbOptions::default().wal_checkpoint_ratio,
         dir: None,
         keep: false,
+        write: true,
+        replay: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -36,16 +46,23 @@ fn parse_args() -> Result<Args, String> {
             "--hours" => a.hours = value()?.parse().map_err(|e| format!("--hours: {e}"))?,
             "--interval-s" => a.interval_s = value()?.parse().map_err(|e| format!("--interval-s: {e}"))?,
             "--dir" => a.dir = Some(PathBuf::from(value()?)),
+            "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--checkpoint-ratio" => a.checkpoint_ratio = value()?.parse().map_err(|e| format!("--checkpoint-ratio: {e}"))?,
             "--keep" => a.keep = true,
+            "--write-only" => a.replay = false,
+            "--replay-only" => a.write = false,
             other => {
                 return Err(format!(
-                    "unknown flag {other}; accepted: --series, --hours, --interval-s, --dir, --keep"
+                    "unknown flag {other}; accepted: --series, --hours, --interval-s, --batch, --checkpoint-ratio, --dir, --keep, --write-only, --replay-only"
                 ));
             }
         }
     }
-    if a.interval_s == 0 || a.series == 0 {
-        return Err("--series and --interval-s must be above zero".into());
+    if a.interval_s == 0 || a.series == 0 || a.batch == 0 {
+        return Err("--series, --interval-s and --batch must be above zero".into());
+    }
+    if !a.write && a.dir.is_none() {
+        return Err("--replay-only needs the --dir a --write-only --keep run filled".into());
     }
     Ok(a)
 }
@@ -71,16 +88,19 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+/// Bytes in log segments and in checkpoints.
+fn wal_files(dir: &std::path::Path) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (0, 0) };
+    let mut out = (0, 0);
+    for e in entries.flatten() {
+        let len = e.metadata().map_or(0, |m| m.len());
+        if e.file_name().to_string_lossy().starts_with("checkpoint.") {
+            out.1 += len;
+        } else {
+            out.0 += len;
+        }
+    }
+    out
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -90,17 +110,18 @@ fn run(a: &Args) -> Result<(), String> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("wal-replay-{}", std::process::id())));
     let opts = || DbOptions {
         block_duration: None,
+        wal_checkpoint_ratio: a.checkpoint_ratio,
         ..DbOptions::default()
     };
     let steps = (a.hours * 3600.0 / a.interval_s as f64) as i64;
     let step_ms = a.interval_s as i64 * 1000;
     let t0 = 1_700_000_000_000i64;
-    {
+    if a.write {
         let db = Db::open(&dir, opts()).map_err(|e| format!("opening {}: {e}", dir.display()))?;
-        // One batch per scrape of 1,000 series, reused so writing costs what the store costs.
+        // One batch per scrape of `--batch` series, reused so writing costs what the store costs.
         let mut batches: Vec<Vec<TimeSeries>> = (0..a.series)
             .collect::<Vec<_>>()
-            .chunks(1000)
+            .chunks(a.batch)
             .map(|ids| {
                 ids.iter()
                     .map(|&i| TimeSeries {
@@ -115,7 +136,7 @@ fn run(a: &Args) -> Result<(), String> {
             let t = t0 + step * step_ms;
             for (b, batch) in batches.iter_mut().enumerate() {
                 for (k, ts) in batch.iter_mut().enumerate() {
-                    let i = b * 1000 + k;
+                    let i = b * a.batch + k;
                     // Counters growing at a per-series rate, a few with fractional values.
                     let v = (step as f64) * ((i % 97) as f64 + 1.0) + if i % 5 == 0 { 0.25 } else { 0.0 };
                     ts.samples[0] = Sample { t, v };
@@ -128,8 +149,22 @@ fn run(a: &Args) -> Result<(), String> {
         println!("written_samples={samples}");
         println!("write_seconds={:.1}", written.as_secs_f64());
         println!("write_samples_per_second={:.0}", samples as f64 / written.as_secs_f64());
-        println!("wal_bytes={}", dir_bytes(&dir.join("wal")));
+        let st = db.stats();
         db.close().map_err(|e| format!("closing: {e}"))?;
+        let (segments, checkpoint) = wal_files(&dir.join("wal"));
+        println!("wal_segment_bytes={segments}");
+        println!("wal_checkpoint_bytes={checkpoint}");
+        println!("wal_bytes_per_sample={:.2}", (segments + checkpoint) as f64 / samples as f64);
+        println!("checkpoints={}", st.checkpoints);
+        println!("bytes_logged={}", st.wal_bytes_logged);
+        println!("checkpoint_bytes_written={}", st.checkpoint_bytes_written);
+        println!(
+            "write_amplification={:.2}",
+            (st.wal_bytes_logged + st.checkpoint_bytes_written) as f64 / st.wal_bytes_logged.max(1) as f64
+        );
+    }
+    if !a.replay {
+        return Ok(());
     }
     let rss_before = rss_kib("VmRSS:");
     let started = Instant::now();
@@ -141,7 +176,10 @@ fn run(a: &Args) -> Result<(), String> {
     println!("replay_seconds={:.2}", r.duration.as_secs_f64());
     println!("open_seconds={:.2}", open.as_secs_f64());
     println!("head_series={}", db.stats().series);
+    println!("replayed_chunks={}", r.chunks);
+    println!("replayed_chunk_samples={}", r.chunk_samples);
     println!("rss_growth_mib={}", rss_kib("VmRSS:").saturating_sub(rss_before) / 1024);
+    println!("peak_rss_mib={}", rss_kib("VmHWM:") / 1024);
     drop(db);
     if a.dir.is_none() && !a.keep {
         let _ = std::fs::remove_dir_all(&dir);

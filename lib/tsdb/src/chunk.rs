@@ -284,6 +284,68 @@ impl ChunkEncoder {
     }
 }
 
+/// What an encoder needs besides its bytes to go on appending to a chunk (written into WAL
+/// checkpoints, so a replayed head continues its open chunks without re-encoding them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncoderState {
+    /// Newest sample's time.
+    pub t: i64,
+    /// Newest time delta.
+    pub t_delta: u64,
+    /// Newest value's bits.
+    pub v: u64,
+    /// XOR window: leading zeros (`0xff` before the first window) and trailing zeros.
+    pub leading: u8,
+    pub trailing: u8,
+    /// Unused low bits in the last byte (0..=7).
+    pub free: u8,
+}
+
+impl ChunkEncoder {
+    /// The state to store next to [`ChunkEncoder::bytes`] for [`ChunkEncoder::resume`].
+    pub fn state(&self) -> EncoderState {
+        EncoderState {
+            t: self.t,
+            t_delta: self.t_delta,
+            v: self.v,
+            leading: self.leading,
+            trailing: self.trailing,
+            free: self.w.free,
+        }
+    }
+
+    /// An encoder continuing a non-empty chunk from its bytes and state; the state is checked
+    /// so that damaged input is an error here rather than a panic on the next append.
+    pub fn resume(bytes: Vec<u8>, st: EncoderState) -> Result<ChunkEncoder, String> {
+        if bytes.len() < 3 {
+            return Err(format!("open chunk is {} bytes, a non-empty chunk has at least 3", bytes.len()));
+        }
+        let count = u16::from_be_bytes([bytes[0], bytes[1]]);
+        if count == 0 {
+            return Err("open chunk announces 0 samples".into());
+        }
+        if st.free > 7 {
+            return Err(format!("open chunk has {} free bits in its last byte, at most 7", st.free));
+        }
+        let window_ok = st.leading == 0xff || (st.leading <= 31 && st.trailing <= 63 && st.leading + st.trailing <= 63);
+        if !window_ok {
+            return Err(format!(
+                "open chunk XOR window leading {} trailing {} is impossible",
+                st.leading, st.trailing
+            ));
+        }
+        Ok(ChunkEncoder {
+            w: BitWriter { bytes, free: st.free },
+            count,
+            t: st.t,
+            t_delta: st.t_delta,
+            v: st.v,
+            leading: st.leading,
+            trailing: st.trailing,
+        })
+    }
+}
+
 /// Decodes a chunk's samples in order.
 pub struct ChunkIter<'a> {
     r: BitReader<'a>,
@@ -525,6 +587,52 @@ mod tests {
                 prop_assert!(same(&samples, &back));
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn a_resumed_encoder_writes_the_same_bytes(samples in series(), split in 1usize..=MAX_SAMPLES_PER_CHUNK) {
+            let split = split.min(samples.len());
+            prop_assume!(split >= 1);
+            let mut first = ChunkEncoder::new();
+            for s in &samples[..split] {
+                first.append(s.t, s.v);
+            }
+            let mut resumed = ChunkEncoder::resume(first.bytes().to_vec(), first.state()).unwrap();
+            for s in &samples[split..] {
+                resumed.append(s.t, s.v);
+            }
+            prop_assert_eq!(resumed.into_bytes(), encode(&samples));
+        }
+    }
+
+    #[test]
+    fn impossible_encoder_states_are_refused() {
+        let mut e = ChunkEncoder::new();
+        e.append(1, 1.0);
+        e.append(2, 3.0);
+        let good = e.state();
+        let cases: [(&str, Vec<u8>, EncoderState, &str); 4] = [
+            ("too short", vec![0, 1], good, "at least 3"),
+            ("zero count", vec![0, 0, 1], good, "0 samples"),
+            ("free bits", e.bytes().to_vec(), EncoderState { free: 8, ..good }, "free bits"),
+            (
+                "window",
+                e.bytes().to_vec(),
+                EncoderState {
+                    leading: 31,
+                    trailing: 40,
+                    ..good
+                },
+                "impossible",
+            ),
+        ];
+        for (name, bytes, st, want) in cases {
+            let err = ChunkEncoder::resume(bytes, st).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        assert!(ChunkEncoder::resume(e.bytes().to_vec(), good).is_ok());
     }
 
     #[test]

@@ -31,12 +31,19 @@
 //! order is head, then log; the background syncer takes only the log.
 //!
 //! Retention drops whole chunks whose newest sample is older than the head's newest sample
-//! minus the retention, so up to one chunk's span more than the retention may stay. When a
-//! retention pass removed something and at least two segments were sealed since the last
-//! checkpoint, a background thread seals the log and rewrites the sealed segments as a
-//! checkpoint of the live series and their samples inside the retention (see
-//! [`crate::wal::checkpoint`]), so the log stays about as large as the head. Samples of a
-//! chunk that straddled the cut and are older than it are not carried into the checkpoint.
+//! minus the retention, so up to one chunk's span more than the retention may stay.
+//!
+//! The log is checkpointed (see [`crate::wal::checkpoint`] and `FORMAT.md`) after block cuts,
+//! after retention passes that removed data once two segments were sealed, and by size: when
+//! the segments sealed since the last checkpoint outweigh it by
+//! [`DbOptions::wal_checkpoint_ratio`]. A checkpoint is the head's chunks, written by a
+//! background thread that reads the head one group of series at a time, so the per-sample
+//! part of the log stays a fraction of the head and the log about as large as the head.
+//!
+//! Replay loads the checkpoint's chunks as they are, then applies the logged samples after it
+//! in batches across threads, each thread owning a contiguous range of refs (series records
+//! are applied in log order first, so every sample's series exists); per series the log's
+//! order is kept, so the head is the one a one-by-one replay builds.
 //!
 //! Readers of the log (forwarders) register a [`WalHold`] on the oldest segment they still
 //! need; a checkpoint then consumes only the segments before the lowest hold, up to each
@@ -60,6 +67,12 @@ use crate::head::{AppendPlan, Head, RefPlan, SeriesLimits, TruncateStats};
 use crate::postings::SeriesRef;
 use crate::wal::{CheckpointStats, DEFAULT_SEGMENT_SIZE, FsyncPolicy, ReplayStats, Wal, WalHold, WalPosition, WalRecord};
 use crate::{AppendError, AppendStats, Appender, Querier, RefAppend, RefSample, SelectError, SelectHints, TsdbError};
+
+/// Default [`DbOptions::wal_checkpoint_ratio`].
+pub const DEFAULT_CHECKPOINT_RATIO: f64 = 0.5;
+
+/// Logged samples buffered during replay before they are applied across threads.
+const REPLAY_BATCH: usize = 1 << 21;
 
 /// How long background maintenance waits after a failure before appends start it again.
 const MAINTENANCE_RETRY: Duration = Duration::from_secs(30);
@@ -90,6 +103,12 @@ pub struct DbOptions {
     pub maintenance_in_append: bool,
     /// Build the 5m and 1h downsampled levels from blocks (see [`crate::downsample`]).
     pub downsample: bool,
+    /// Checkpoint the log once the segments sealed since the last checkpoint hold more than
+    /// this fraction of its bytes (and at least one segment): checkpoints then write about
+    /// `1 / ratio` bytes per byte logged, and replay reads at most about `ratio` × the
+    /// checkpoint in per-sample records plus the live segment. Default 0.5; infinity turns
+    /// size-triggered checkpoints off (block cuts and retention still checkpoint).
+    pub wal_checkpoint_ratio: f64,
 }
 
 impl Default for DbOptions {
@@ -106,6 +125,7 @@ impl Default for DbOptions {
             retention_size: None,
             maintenance_in_append: false,
             downsample: false,
+            wal_checkpoint_ratio: DEFAULT_CHECKPOINT_RATIO,
         }
     }
 }
@@ -131,6 +151,10 @@ pub struct DbStats {
     pub series_removed: u64,
     pub checkpoints: u64,
     pub checkpoint_errors: u64,
+    /// Bytes written into checkpoints since open (their write amplification over the log).
+    pub checkpoint_bytes_written: u64,
+    /// Bytes appended to log segments since open.
+    pub wal_bytes_logged: u64,
     /// Damaged log tails repaired when this store opened (0 or 1).
     pub wal_corruptions: u64,
     /// Blocks on disk and their bytes.
@@ -162,6 +186,7 @@ struct Counters {
     series_removed: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_errors: AtomicU64,
+    checkpoint_bytes_written: AtomicU64,
     blocks_written: AtomicU64,
     compactions: AtomicU64,
     blocks_removed: AtomicU64,
@@ -243,6 +268,15 @@ impl Db {
                 reason: "the interval must be above zero; use Always to sync every batch".into(),
             });
         }
+        if opts.wal_checkpoint_ratio.is_nan() || opts.wal_checkpoint_ratio <= 0.0 {
+            return Err(TsdbError::InvalidOption {
+                name: "wal_checkpoint_ratio",
+                reason: format!(
+                    "{} is not accepted: a fraction above zero (e.g. 0.5), or infinity for no size-triggered checkpoints",
+                    opts.wal_checkpoint_ratio
+                ),
+            });
+        }
         std::fs::create_dir_all(&dir).map_err(|source| TsdbError::Io {
             op: "creating data directory",
             path: dir.clone(),
@@ -262,6 +296,11 @@ impl Db {
         // under a new ref, when both refs name the same labels.
         let mut alias: foldhash::HashMap<SeriesRef, SeriesRef> = Default::default();
         let mut unknown = 0u64;
+        let mut refused_chunks = 0u64;
+        // Samples are applied in batches across threads, each owning a range of refs; series
+        // records are applied as they come (a sample's series is always declared before it).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut pending: Vec<(SeriesRef, Sample)> = Vec::new();
         let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, opts.fsync, |rec| match rec {
             WalRecord::Series(series) => {
                 for (r, labels) in series {
@@ -273,21 +312,42 @@ impl Db {
             }
             WalRecord::RefFloor(floor) => head.reserve_refs(floor),
             WalRecord::Samples(samples) => {
-                for (r, s) in samples {
-                    let r = alias.get(&r).copied().unwrap_or(r);
-                    if head.append_sample(r, s.t, s.v).is_none() {
-                        unknown += 1;
+                if alias.is_empty() {
+                    pending.extend(samples);
+                } else {
+                    pending.extend(samples.into_iter().map(|(r, s)| (alias.get(&r).copied().unwrap_or(r), s)));
+                }
+                if pending.len() >= REPLAY_BATCH {
+                    unknown += head.replay_samples(&pending, threads);
+                    pending.clear();
+                }
+            }
+            WalRecord::Chunks(list) => {
+                unknown += head.replay_samples(&pending, threads);
+                pending.clear();
+                for c in list {
+                    let r = alias.get(&c.series).copied().unwrap_or(c.series);
+                    if !head.restore_chunks(r, c) {
+                        refused_chunks += 1;
                     }
                 }
             }
         })?;
+        unknown += head.replay_samples(&pending, threads);
+        drop(pending);
         if unknown > 0 {
             tracing::warn!(samples = unknown, "WAL samples for series the log never declared were skipped");
         }
-        if floor > i64::MIN {
-            // Logged samples below the newest block's end are in blocks already.
-            head.truncate_before(floor);
+        if refused_chunks > 0 {
+            tracing::warn!(
+                series = refused_chunks,
+                "WAL checkpoint chunks for undeclared or already filled series were skipped"
+            );
         }
+        // Logged samples below the newest block's end are in blocks already; with no block
+        // this drops only series left without samples (a checkpoint's series whose chunks
+        // were damaged and that no later record filled).
+        head.truncate_before(floor);
         let head_mint = head.min_time_from(floor).unwrap_or(i64::MAX);
         tracing::info!(
             dir = %dir.display(), series = head.series_count(), samples = replay.samples,
@@ -360,11 +420,16 @@ impl Db {
             let h = self.shared.read_head();
             (h.series_count(), h.chunk_count())
         };
+        let (wal_bytes, wal_bytes_logged) = {
+            let wal = self.shared.lock_wal();
+            (wal.size_bytes(), wal.logged_bytes())
+        };
         let c = &self.shared.counters;
         DbStats {
             series,
             chunks,
-            wal_bytes: self.shared.lock_wal().size_bytes(),
+            wal_bytes,
+            wal_bytes_logged,
             appends: c.appends.load(Ordering::Relaxed),
             append_errors: c.append_errors.load(Ordering::Relaxed),
             series_limit_refusals: c.series_limit_refusals.load(Ordering::Relaxed),
@@ -377,6 +442,7 @@ impl Db {
             series_removed: c.series_removed.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_errors: c.checkpoint_errors.load(Ordering::Relaxed),
+            checkpoint_bytes_written: c.checkpoint_bytes_written.load(Ordering::Relaxed),
             wal_corruptions: u64::from(self.replay.corruption.is_some()),
             blocks: self.shared.block_set().blocks.len(),
             block_bytes: self.shared.block_set().blocks.iter().map(|b| b.size_bytes()).sum(),
@@ -991,6 +1057,9 @@ impl Shared {
     /// Runs a retention pass if the cut moved by a tenth of the retention (or `force`), and
     /// starts a background checkpoint when it removed data and enough segments were sealed.
     fn apply_retention(this: &Arc<Shared>, force: bool) -> TruncateStats {
+        if this.checkpoint_due_by_size() {
+            Shared::start_checkpoint(this);
+        }
         let Some(retention) = this.opts.retention else {
             return TruncateStats::default();
         };
@@ -1020,6 +1089,19 @@ impl Shared {
         st
     }
 
+    /// True when the segments sealed since the last checkpoint outweigh it by the configured
+    /// ratio (and hold at least one segment's worth), so the per-sample part of replay stays
+    /// a fraction of the head.
+    fn checkpoint_due_by_size(&self) -> bool {
+        if self.opts.wal_checkpoint_ratio.is_infinite() {
+            return false;
+        }
+        let wal = self.lock_wal();
+        let since = wal.sealed_since_checkpoint();
+        let threshold = (wal.checkpoint_bytes() as f64 * self.opts.wal_checkpoint_ratio) as u64;
+        since > 0 && since >= threshold.max(self.opts.wal_segment_size.min(DEFAULT_SEGMENT_SIZE) / 2)
+    }
+
     fn start_checkpoint(this: &Arc<Shared>) {
         let mut slot = this.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_some_and(|h| !h.is_finished()) {
@@ -1043,7 +1125,9 @@ impl Shared {
         // to the head before the append that logged it released the head lock.
         let (dir, sealed) = {
             let mut wal = self.lock_wal();
-            (wal.dir().to_path_buf(), wal.seal()?)
+            let sealed = wal.seal()?;
+            wal.start_checkpoint_period();
+            (wal.dir().to_path_buf(), sealed)
         };
         let upto = self.holds.limit(&dir, sealed);
         if upto < sealed && !crate::wal::list_segments(&dir)?.iter().any(|&i| i <= upto) {
@@ -1053,14 +1137,29 @@ impl Shared {
                 ..Default::default()
             });
         }
-        let (live, ref_floor) = {
+        let (mut series, ref_floor) = {
             let head = self.read_head();
             (head.all_series(), head.next_ref())
         };
-        // Below the block floor everything is in blocks; below the retention cut it is gone.
-        let mint = self.last_cutoff.load(Ordering::Relaxed).max(self.block_set().floor);
+        // Segments replayed at open that are still held may name refs replay merged into
+        // another: declare them again with their live series' labels, so the next replay
+        // merges them the same way.
         let alias = self.alias.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let result = crate::wal::checkpoint(&dir, upto, ref_floor, &live, mint, |r| alias.get(&r).copied().unwrap_or(r));
+        let mut merged: Vec<(SeriesRef, Labels)> = alias
+            .iter()
+            .filter_map(|(old, live)| {
+                let at = series.binary_search_by_key(live, |(r, _)| *r).ok()?;
+                Some((*old, series[at].1.clone()))
+            })
+            .collect();
+        merged.sort_unstable_by_key(|(r, _)| *r);
+        series.extend(merged);
+        // The head's chunks, read one group of series at a time so appends are held up for
+        // one group only. A series may gain samples logged after `sealed` meanwhile; replay
+        // then skips them in the later segments (not newer than the series' newest sample).
+        let result = crate::wal::checkpoint(&dir, upto, ref_floor, &series, |refs, buf| {
+            self.read_head().encode_chunks(refs, buf)
+        });
         match &result {
             Ok(st) => {
                 self.checkpointed.store(st.upto, Ordering::Relaxed);
@@ -1070,6 +1169,9 @@ impl Shared {
                     self.alias.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 }
                 self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .checkpoint_bytes_written
+                    .fetch_add(st.bytes_written, Ordering::Relaxed);
                 tracing::info!(
                     upto = st.upto,
                     series = st.series,

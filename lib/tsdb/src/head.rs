@@ -101,6 +101,36 @@ impl MemSeries {
     }
 }
 
+/// What one replay thread did to its range of series.
+#[derive(Debug, Default)]
+struct ReplayShard {
+    chunks_added: usize,
+    max_t: Option<i64>,
+    unknown: u64,
+}
+
+/// Applies the samples whose ref falls in `slots` (the refs from `base` on), in order.
+fn replay_range(slots: &mut [Option<&mut MemSeries>], base: SeriesRef, samples: &[(SeriesRef, Sample)]) -> ReplayShard {
+    let mut out = ReplayShard::default();
+    let end = base + slots.len() as SeriesRef;
+    for (r, smp) in samples {
+        if *r < base || *r >= end {
+            continue;
+        }
+        let Some(s) = slots[(*r - base) as usize].as_deref_mut() else {
+            out.unknown += 1;
+            continue;
+        };
+        if classify(s.last, smp.t, smp.v) == SampleOutcome::Append {
+            let before = s.chunk_count();
+            s.push(smp.t, smp.v);
+            out.chunks_added += s.chunk_count() - before;
+            out.max_t = Some(out.max_t.map_or(smp.t, |m| m.max(smp.t)));
+        }
+    }
+    out
+}
+
 /// The same value as [`Labels::fingerprint`] (xxh3 over `name 0xff value 0xff ...`),
 /// computed without allocating because every appended series needs one.
 pub fn fingerprint(labels: &Labels) -> u64 {
@@ -560,6 +590,105 @@ impl Head {
             }
         }
         min
+    }
+
+    /// Appends the chunk entries of those `refs` still in the head to a checkpoint's chunk
+    /// record payload (see [`crate::wal::encode_series_chunks`]); returns the samples they hold.
+    pub fn encode_chunks(&self, refs: &[SeriesRef], buf: &mut Vec<u8>) -> u64 {
+        let mut samples = 0u64;
+        let mut closed = Vec::new();
+        for r in refs {
+            let Some(s) = self.series.get(r) else { continue };
+            closed.clear();
+            closed.extend(s.closed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])));
+            let open = (!s.open.is_empty()).then_some((s.open_min_t, &s.open));
+            crate::wal::encode_series_chunks(buf, *r, &closed, open);
+            let count = |b: &[u8]| u64::from(u16::from_be_bytes([b[0], b[1]]));
+            samples += s.closed.iter().map(|c| count(&c.bytes)).sum::<u64>() + s.open.len() as u64;
+        }
+        samples
+    }
+
+    /// Gives a series the chunks a checkpoint held for it. Refused (false) when the series is
+    /// unknown or already has samples: a checkpoint is read before any segment.
+    pub fn restore_chunks(&mut self, r: SeriesRef, chunks: crate::wal::SeriesChunks) -> bool {
+        let Some(s) = self.series.get_mut(&r) else { return false };
+        if s.last.is_some() {
+            return false;
+        }
+        let before = s.chunk_count();
+        s.closed = chunks
+            .closed
+            .into_iter()
+            .map(|c| ClosedChunk {
+                bytes: c.bytes,
+                min_t: c.min_t,
+                max_t: c.max_t,
+            })
+            .collect();
+        if let Some((min_t, enc)) = chunks.open {
+            let st = enc.state();
+            s.open_min_t = min_t;
+            s.open = enc;
+            s.last = Some((st.t, st.v));
+        }
+        self.chunks = self.chunks + s.chunk_count() - before;
+        if let Some((t, _)) = s.last {
+            self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
+        }
+        true
+    }
+
+    /// Applies logged samples during replay with up to `threads` threads, each owning a range
+    /// of refs; per series the order of `samples` is kept, so the result equals applying them
+    /// one by one with [`Head::append_sample`]. Returns how many named no known series.
+    pub fn replay_samples(&mut self, samples: &[(SeriesRef, Sample)], threads: usize) -> u64 {
+        let n = usize::try_from(self.next_ref).unwrap_or(usize::MAX);
+        // A ref-indexed table pays off when refs are dense; after heavy churn go one by one.
+        let dense = n <= self.series.len().saturating_mul(4).saturating_add(1 << 16);
+        if threads <= 1 || samples.len() < 50_000 || !dense {
+            let mut unknown = 0;
+            for (r, s) in samples {
+                if self.append_sample(*r, s.t, s.v).is_none() {
+                    unknown += 1;
+                }
+            }
+            return unknown;
+        }
+        let mut slots: Vec<Option<&mut MemSeries>> = (0..n).map(|_| None).collect();
+        for (r, s) in self.series.iter_mut() {
+            if let Some(slot) = slots.get_mut(*r as usize) {
+                *slot = Some(&mut **s);
+            }
+        }
+        // Refs at or above `n` are in no range: never created, so unknown.
+        let beyond = samples.iter().filter(|(r, _)| *r >= n as SeriesRef).count() as u64;
+        let per = n.div_ceil(threads).max(1);
+        let results: Vec<ReplayShard> = std::thread::scope(|scope| {
+            let mut ranges = slots.chunks_mut(per).enumerate();
+            let first = ranges.next();
+            let handles: Vec<_> = ranges
+                .map(|(k, range)| scope.spawn(move || replay_range(range, (k * per) as SeriesRef, samples)))
+                .collect();
+            let mut out: Vec<ReplayShard> = first.map(|(_, range)| replay_range(range, 0, samples)).into_iter().collect();
+            // A worker panicking is a bug in the head, not bad input: surface it.
+            out.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+            );
+            out
+        });
+        drop(slots);
+        let mut unknown = beyond;
+        for r in results {
+            self.chunks += r.chunks_added;
+            unknown += r.unknown;
+            if let Some(t) = r.max_t {
+                self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
+            }
+        }
+        unknown
     }
 
     /// The ref the next new series gets.

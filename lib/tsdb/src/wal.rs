@@ -5,8 +5,16 @@
 //! named by an 8-digit decimal index (`00000001`, `00000002`, ...), each starting with an
 //! 8-byte header (magic `FWAL`, a version byte, three zero bytes) followed by records framed as
 //! `length u32 LE | CRC32C u32 LE | type u8 | payload`, the length counting type and payload
-//! and the checksum covering them. Record types: series (ref + labels) and samples
-//! (ref, t, v).
+//! and the checksum covering them. Record types: series (ref + labels), samples
+//! (ref, t, v), ref floor, and, in checkpoints only, chunks (a series' compressed chunks with
+//! the open chunk's encoder state).
+//!
+//! # Checkpoints
+//! A checkpoint ([`checkpoint`]) replaces the oldest segments with a snapshot of the head:
+//! series records, then chunk records copied from the head's chunks, so replaying it costs a
+//! copy per chunk rather than an encode per sample. The head is read after the log was
+//! sealed, so its chunks may also hold samples of the segments replayed after the checkpoint;
+//! replay skips those (they are not newer than the series' newest sample).
 //!
 //! # Invariants
 //! - A batch is written with one positioned write at the segment's known end; the caller's
@@ -45,12 +53,15 @@ use std::time::{Duration, Instant};
 use fedwatch_model::{Labels, Sample};
 
 use crate::TsdbError;
+use crate::chunk::{ChunkEncoder, EncoderState};
 use crate::postings::SeriesRef;
 
 /// Magic at the start of every segment.
 pub const SEGMENT_MAGIC: &[u8; 4] = b"FWAL";
 /// Segment format version written by this code.
 pub const SEGMENT_VERSION: u8 = 1;
+/// Checkpoint format version: a segment that may also hold chunk records (type 4).
+pub const CHECKPOINT_VERSION: u8 = 2;
 /// Segment header length in bytes.
 pub const SEGMENT_HEADER_LEN: u64 = 8;
 /// Default size at which a new segment is started.
@@ -61,6 +72,9 @@ const MAX_RECORD_LEN: u32 = 1 << 30;
 const REC_SERIES: u8 = 1;
 const REC_SAMPLES: u8 = 2;
 const REC_REF_FLOOR: u8 = 3;
+const REC_CHUNKS: u8 = 4;
+/// Series per chunk record in a checkpoint (a record must stay below 2^30 bytes).
+const CHUNK_RECORD_SERIES: usize = 1000;
 
 /// When the log calls fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +101,42 @@ pub enum WalRecord {
     /// Refs below this were handed out before (written by checkpoints, which drop dead series,
     /// so a restarted head never reuses a ref that older segments may still name).
     RefFloor(SeriesRef),
+    /// A series' compressed chunks as the head held them (written by checkpoints only).
+    Chunks(Vec<SeriesChunks>),
+}
+
+/// A closed chunk read back from a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub bytes: Box<[u8]>,
+}
+
+/// One series' chunks read back from a checkpoint: closed ones as they were, and the open
+/// one with the encoder state to go on appending.
+#[derive(Debug, Clone)]
+pub struct SeriesChunks {
+    pub series: SeriesRef,
+    pub closed: Vec<StoredChunk>,
+    /// The open chunk's first sample time and encoder.
+    pub open: Option<(i64, ChunkEncoder)>,
+}
+
+impl PartialEq for SeriesChunks {
+    fn eq(&self, other: &Self) -> bool {
+        let open = |o: &Option<(i64, ChunkEncoder)>| o.as_ref().map(|(t, e)| (*t, e.bytes().to_vec(), e.state()));
+        self.series == other.series && self.closed == other.closed && open(&self.open) == open(&other.open)
+    }
+}
+
+impl SeriesChunks {
+    /// Samples in all its chunks, from the chunk headers.
+    pub fn sample_count(&self) -> u64 {
+        let count = |b: &[u8]| u64::from(u16::from_be_bytes([b[0], b[1]]));
+        let closed: u64 = self.closed.iter().map(|c| count(&c.bytes)).sum();
+        closed + self.open.as_ref().map_or(0, |(_, e)| e.len() as u64)
+    }
 }
 
 /// Damage found at the tail of the log during replay.
@@ -108,6 +158,9 @@ pub struct ReplayStats {
     pub records: u64,
     pub series: u64,
     pub samples: u64,
+    /// Chunks restored from a checkpoint, and the samples they hold.
+    pub chunks: u64,
+    pub chunk_samples: u64,
     pub duration: Duration,
     pub corruption: Option<Corruption>,
 }
@@ -123,6 +176,12 @@ pub struct Wal {
     size: u64,
     /// Bytes in segments before the current one.
     older_bytes: u64,
+    /// Bytes of the checkpoint replayed or last written.
+    checkpoint_bytes: u64,
+    /// Bytes of segments sealed since the last checkpoint sealed the log (or replayed at open).
+    sealed_since_checkpoint: u64,
+    /// Bytes written by [`Wal::log`] since open.
+    logged: u64,
     dirty: bool,
     broken: Option<String>,
     buf: Vec<u8>,
@@ -173,11 +232,12 @@ impl Wal {
         let checkpoint = latest_checkpoint(dir)?;
         let mut stats = ReplayStats::default();
         let mut older_bytes = 0;
+        let mut checkpoint_bytes = 0;
         if let Some(upto) = checkpoint {
             let path = checkpoint_path(dir, upto);
-            let data = fs::read(&path).map_err(io_err("reading WAL checkpoint", &path))?;
-            let (good, damage) = replay_segment(&data, &mut stats, &mut apply);
+            let (good, damage, len) = replay_file(&path, &mut stats, &mut apply)?;
             older_bytes += good;
+            checkpoint_bytes = len;
             // A checkpoint was fsynced before it was renamed into place, so damage here is
             // media corruption: report it and go on with the segments after it.
             if let Some((offset, reason)) = damage {
@@ -186,7 +246,7 @@ impl Wal {
                     segment: path,
                     offset,
                     reason,
-                    bytes_dropped: data.len() as u64 - offset,
+                    bytes_dropped: len - offset,
                     segments_removed: 0,
                 });
             }
@@ -203,8 +263,7 @@ impl Wal {
         stats.segments = segments.len();
         for (pos, &index) in segments.iter().enumerate() {
             let path = segment_path(dir, index);
-            let data = fs::read(&path).map_err(io_err("reading WAL segment", &path))?;
-            let (good, damage) = replay_segment(&data, &mut stats, &mut apply);
+            let (good, damage, len) = replay_file(&path, &mut stats, &mut apply)?;
             older_bytes += good;
             if let Some((offset, reason)) = damage {
                 let later = &segments[pos + 1..];
@@ -213,7 +272,7 @@ impl Wal {
                     segment: path,
                     offset,
                     reason,
-                    bytes_dropped: data.len() as u64 - offset,
+                    bytes_dropped: len - offset,
                     segments_removed: later.len(),
                 };
                 tracing::warn!(
@@ -237,6 +296,9 @@ impl Wal {
             file: Arc::new(file),
             size: SEGMENT_HEADER_LEN,
             older_bytes,
+            checkpoint_bytes,
+            sealed_since_checkpoint: older_bytes - checkpoint_bytes.min(older_bytes),
+            logged: 0,
             dirty: false,
             broken: None,
             buf: Vec::new(),
@@ -303,6 +365,7 @@ impl Wal {
             });
         }
         self.size += bytes.len() as u64;
+        self.logged += bytes.len() as u64;
         self.dirty = true;
         if self.fsync == FsyncPolicy::Always {
             self.sync()?;
@@ -352,6 +415,31 @@ impl Wal {
     /// Accounts for bytes a checkpoint removed (`removed`) and wrote (`added`).
     pub fn account_checkpoint(&mut self, removed: u64, added: u64) {
         self.older_bytes = (self.older_bytes + added).saturating_sub(removed);
+        if added > 0 {
+            self.checkpoint_bytes = added;
+        }
+    }
+
+    /// Bytes written by [`Wal::log`] since open.
+    pub fn logged_bytes(&self) -> u64 {
+        self.logged
+    }
+
+    /// Bytes of the newest checkpoint (0 without one).
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes
+    }
+
+    /// Bytes of segments sealed since [`Wal::start_checkpoint_period`] (or since open,
+    /// counting the segments replayed).
+    pub fn sealed_since_checkpoint(&self) -> u64 {
+        self.sealed_since_checkpoint
+    }
+
+    /// Called when a checkpoint seals the log: its sealed segments are now the checkpoint's
+    /// business (consumed, or kept for a reader's hold).
+    pub fn start_checkpoint_period(&mut self) {
+        self.sealed_since_checkpoint = 0;
     }
 
     /// Closes the current segment (synced) and starts the next one.
@@ -361,6 +449,7 @@ impl Wal {
         self.dirty = false;
         let file = create_segment(&self.dir, self.index + 1, self.fsync)?;
         self.older_bytes += self.size;
+        self.sealed_since_checkpoint += self.size;
         self.index += 1;
         self.file = Arc::new(file);
         self.size = SEGMENT_HEADER_LEN;
@@ -407,27 +496,27 @@ pub struct CheckpointStats {
     pub bytes_removed: u64,
 }
 
-/// Rewrites sealed segments (and the previous checkpoint) up to `upto` as one checkpoint
-/// file holding `live` series and their samples at or after `mint`, then deletes what it
-/// replaces. Only sealed files are read, so appends go on meanwhile. The new file is
-/// written under a `.tmp` name, fsynced and renamed, so a crash leaves either the old
-/// files or the new checkpoint.
-/// `canonical` maps a logged ref to the live ref it now stands for (refs replay merged).
+/// Writes the head as one checkpoint covering the segments up to `upto`, then deletes the
+/// previous checkpoint and those segments. `series` are the series records to write (live
+/// series, plus refs older segments may still name); `chunks` appends to the buffer the chunk
+/// entries (see [`encode_series_chunks`]) of the refs it is given that still exist, and
+/// returns how many samples they hold. It is called with groups of refs so the caller can take
+/// its lock per group. No segment is read, so appends go on meanwhile. The file is written
+/// under a `.tmp` name, fsynced and renamed, so a crash leaves either the old files or the new
+/// checkpoint.
 pub fn checkpoint(
     dir: &Path,
     upto: u32,
     ref_floor: SeriesRef,
-    live: &[(SeriesRef, Labels)],
-    mint: i64,
-    canonical: impl Fn(SeriesRef) -> SeriesRef,
+    series: &[(SeriesRef, Labels)],
+    mut chunks: impl FnMut(&[SeriesRef], &mut Vec<u8>) -> u64,
 ) -> Result<CheckpointStats, TsdbError> {
     let mut stats = CheckpointStats {
         upto,
-        series: live.len() as u64,
+        series: series.len() as u64,
         ..Default::default()
     };
-    let alive: foldhash::HashSet<SeriesRef> = live.iter().map(|(r, _)| *r).collect();
-    let mut inputs: Vec<PathBuf> = Vec::new();
+    let mut replaced: Vec<PathBuf> = Vec::new();
     if let Some(prev) = latest_checkpoint(dir)? {
         if prev >= upto {
             return Ok(CheckpointStats {
@@ -435,12 +524,12 @@ pub fn checkpoint(
                 ..Default::default()
             });
         }
-        inputs.push(checkpoint_path(dir, prev));
+        replaced.push(checkpoint_path(dir, prev));
     }
-    inputs.extend(list_segments(dir)?.into_iter().filter(|&i| i <= upto).map(|i| segment_path(dir, i)));
+    replaced.extend(list_segments(dir)?.into_iter().filter(|&i| i <= upto).map(|i| segment_path(dir, i)));
 
     let tmp = dir.join(format!("checkpoint.{upto:08}.tmp"));
-    let file = create_file_with_header(&tmp)?;
+    let file = create_file_with_header(&tmp, CHECKPOINT_VERSION)?;
     let mut size = SEGMENT_HEADER_LEN;
     let mut buf = Vec::new();
     let flush = |buf: &mut Vec<u8>, size: &mut u64| -> Result<(), TsdbError> {
@@ -450,50 +539,107 @@ pub fn checkpoint(
         Ok(())
     };
     frame(&mut buf, REC_REF_FLOOR, |p| put_uvarint(p, ref_floor));
-    for part in live.chunks(10_000) {
+    for part in series.chunks(10_000) {
         frame(&mut buf, REC_SERIES, |p| encode_series(part, p));
         flush(&mut buf, &mut size)?;
     }
-    let mut kept: Vec<(SeriesRef, Sample)> = Vec::new();
-    for path in &inputs {
-        let data = fs::read(path).map_err(io_err("reading WAL segment for a checkpoint", path))?;
-        stats.bytes_removed += data.len() as u64;
-        let mut ignored = ReplayStats::default();
-        let (_, damage) = replay_segment(&data, &mut ignored, &mut |rec| {
-            if let WalRecord::Samples(samples) = rec {
-                let live_samples = samples.into_iter().map(|(r, s)| (canonical(r), s));
-                kept.extend(live_samples.filter(|(r, s)| s.t >= mint && alive.contains(r)));
-            }
-        });
-        if let Some((offset, reason)) = damage {
-            // Sealed segments were replayed clean at open; damage now means the disk is failing.
-            let _ = fs::remove_file(&tmp);
-            return Err(TsdbError::Io {
-                op: "checkpointing damaged WAL segment",
-                path: path.clone(),
-                source: std::io::Error::other(format!("at offset {offset}: {reason}")),
-            });
+    let refs: Vec<SeriesRef> = series.iter().map(|(r, _)| *r).collect();
+    for part in refs.chunks(CHUNK_RECORD_SERIES) {
+        let start = buf.len();
+        frame(&mut buf, REC_CHUNKS, |p| stats.samples += chunks(part, p));
+        if buf.len() == start + 9 {
+            // None of these series is left: no record.
+            buf.truncate(start);
         }
-        for part in kept.chunks(100_000) {
-            frame(&mut buf, REC_SAMPLES, |p| encode_samples(part, p));
+        if buf.len() >= 1 << 20 {
             flush(&mut buf, &mut size)?;
         }
-        stats.samples += kept.len() as u64;
-        kept.clear();
     }
+    flush(&mut buf, &mut size)?;
     file.sync_all().map_err(io_err("syncing WAL checkpoint", &tmp))?;
     drop(file);
     let done = checkpoint_path(dir, upto);
     fs::rename(&tmp, &done).map_err(io_err("renaming WAL checkpoint into place", &done))?;
     sync_dir(dir)?;
     stats.bytes_written = size;
-    for path in inputs {
+    for path in replaced {
+        stats.bytes_removed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         fs::remove_file(&path).map_err(io_err("removing WAL file replaced by a checkpoint", &path))?;
     }
     Ok(stats)
 }
 
-fn create_file_with_header(path: &Path) -> Result<File, TsdbError> {
+/// Appends one series' chunk entry to a chunk record's payload: its ref, its closed chunks
+/// `(min_t, max_t, bytes)`, and its open chunk with the encoder state, if it has samples.
+pub fn encode_series_chunks<'a>(buf: &mut Vec<u8>, series: SeriesRef, closed: &[(i64, i64, &'a [u8])], open: Option<(i64, &ChunkEncoder)>) {
+    put_uvarint(buf, series);
+    put_uvarint(buf, closed.len() as u64);
+    for (min_t, max_t, bytes) in closed {
+        put_varint(buf, *min_t);
+        put_varint(buf, max_t.wrapping_sub(*min_t));
+        put_uvarint(buf, bytes.len() as u64);
+        buf.extend_from_slice(bytes);
+    }
+    match open.filter(|(_, e)| !e.is_empty()) {
+        None => put_uvarint(buf, 0),
+        Some((min_t, enc)) => {
+            let st = enc.state();
+            put_uvarint(buf, enc.bytes().len() as u64);
+            buf.extend_from_slice(enc.bytes());
+            put_varint(buf, min_t);
+            put_varint(buf, st.t);
+            put_uvarint(buf, st.t_delta);
+            buf.extend_from_slice(&st.v.to_le_bytes());
+            buf.extend_from_slice(&[st.leading, st.trailing, st.free]);
+        }
+    }
+}
+
+fn decode_chunks(payload: &[u8]) -> Result<Vec<SeriesChunks>, String> {
+    let mut r = Reader { data: payload, pos: 0 };
+    let mut out = Vec::new();
+    while r.pos < r.data.len() {
+        let series = r.uvarint()?;
+        let n = r.count(4)?;
+        let mut closed = Vec::with_capacity(n);
+        for _ in 0..n {
+            let min_t = r.varint()?;
+            let max_t = min_t.wrapping_add(r.varint()?);
+            let len = r.uvarint()? as usize;
+            if len < 2 {
+                return Err(format!("closed chunk of series {series} is {len} bytes, shorter than its header"));
+            }
+            let bytes = r.bytes(len)?.into();
+            closed.push(StoredChunk { min_t, max_t, bytes });
+        }
+        let open_len = r.uvarint()? as usize;
+        let open = if open_len == 0 {
+            None
+        } else {
+            let bytes = r.bytes(open_len)?.to_vec();
+            let min_t = r.varint()?;
+            let t = r.varint()?;
+            let t_delta = r.uvarint()?;
+            let v = r.bytes(8)?;
+            let v = u64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+            let w = r.bytes(3)?;
+            let st = EncoderState {
+                t,
+                t_delta,
+                v,
+                leading: w[0],
+                trailing: w[1],
+                free: w[2],
+            };
+            let enc = ChunkEncoder::resume(bytes, st).map_err(|e| format!("series {series}: {e}"))?;
+            Some((min_t, enc))
+        };
+        out.push(SeriesChunks { series, closed, open });
+    }
+    Ok(out)
+}
+
+fn create_file_with_header(path: &Path, version: u8) -> Result<File, TsdbError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -503,14 +649,14 @@ fn create_file_with_header(path: &Path) -> Result<File, TsdbError> {
         .map_err(io_err("creating WAL file", path))?;
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     header[..4].copy_from_slice(SEGMENT_MAGIC);
-    header[4] = SEGMENT_VERSION;
+    header[4] = version;
     file.write_all_at(&header, 0).map_err(io_err("writing WAL header", path))?;
     Ok(file)
 }
 
 fn create_segment(dir: &Path, index: u32, fsync: FsyncPolicy) -> Result<File, TsdbError> {
     let path = segment_path(dir, index);
-    let file = create_file_with_header(&path)?;
+    let file = create_file_with_header(&path, SEGMENT_VERSION)?;
     if fsync != FsyncPolicy::Never {
         file.sync_all().map_err(io_err("syncing WAL segment", &path))?;
         sync_dir(dir)?;
@@ -551,45 +697,166 @@ fn repair(dir: &Path, index: u32, offset: u64, later: &[u32], fsync: FsyncPolicy
 /// Applies a segment's intact records; returns the length of its good prefix and, when it
 /// stops early, where and why.
 fn replay_segment(data: &[u8], stats: &mut ReplayStats, apply: &mut impl FnMut(WalRecord)) -> (u64, Option<(u64, String)>) {
-    if data.len() < SEGMENT_HEADER_LEN as usize {
-        return (
-            0,
-            Some((0, format!("segment header is {} bytes, expected {SEGMENT_HEADER_LEN}", data.len()))),
-        );
-    }
-    if &data[..4] != SEGMENT_MAGIC {
-        return (0, Some((0, format!("bad magic {:02x?}, expected {SEGMENT_MAGIC:?}", &data[..4]))));
-    }
-    if data[4] != SEGMENT_VERSION {
-        return (
-            0,
-            Some((
-                0,
-                format!("segment version {} is not supported (this build reads {SEGMENT_VERSION})", data[4]),
-            )),
-        );
+    replay_segment_kinds(data, stats, |_| true, apply)
+}
+
+/// Series records only: what a reader of the log needs from a checkpoint (the other records
+/// are checked but not decoded).
+pub(crate) fn replay_series(data: &[u8], apply: &mut impl FnMut(Vec<(SeriesRef, Labels)>)) -> (u64, Option<(u64, String)>) {
+    let mut ignored = ReplayStats::default();
+    replay_segment_kinds(data, &mut ignored, |kind| kind == REC_SERIES, &mut |rec| {
+        if let WalRecord::Series(s) = rec {
+            apply(s);
+        }
+    })
+}
+
+/// [`replay_segment`], decoding only records whose type `wanted` accepts.
+fn replay_segment_kinds(
+    data: &[u8],
+    stats: &mut ReplayStats,
+    wanted: impl Fn(u8) -> bool,
+    apply: &mut impl FnMut(WalRecord),
+) -> (u64, Option<(u64, String)>) {
+    if let Err(reason) = check_header(data) {
+        return (0, Some((0, reason)));
     }
     let mut off = SEGMENT_HEADER_LEN as usize;
     while off < data.len() {
-        match read_record(&data[off..]) {
-            Ok((rec, used)) => {
-                stats.records += 1;
-                match &rec {
-                    WalRecord::Series(s) => stats.series += s.len() as u64,
-                    WalRecord::Samples(s) => stats.samples += s.len() as u64,
-                    WalRecord::RefFloor(_) => {}
-                }
-                apply(rec);
-                off += used;
-            }
+        let framed = match read_frame(&data[off..]) {
+            Ok(f) => f,
             Err(reason) => return (off as u64, Some((off as u64, reason))),
+        };
+        let (kind, body, used) = framed;
+        if wanted(kind) {
+            match decode_record(kind, body) {
+                Ok(rec) => {
+                    stats.records += 1;
+                    match &rec {
+                        WalRecord::Series(s) => stats.series += s.len() as u64,
+                        WalRecord::Samples(s) => stats.samples += s.len() as u64,
+                        WalRecord::Chunks(c) => {
+                            stats.chunks += c.iter().map(|s| s.closed.len() as u64 + u64::from(s.open.is_some())).sum::<u64>();
+                            stats.chunk_samples += c.iter().map(SeriesChunks::sample_count).sum::<u64>();
+                        }
+                        WalRecord::RefFloor(_) => {}
+                    }
+                    apply(rec);
+                }
+                Err(reason) => return (off as u64, Some((off as u64, reason))),
+            }
+        } else if !(REC_SERIES..=REC_CHUNKS).contains(&kind) {
+            return (off as u64, Some((off as u64, format!("unknown record type {kind}"))));
         }
+        off += used;
     }
     (off as u64, None)
 }
 
-/// Decodes one framed record from the start of `data`; returns it and the bytes it used.
-pub fn read_record(data: &[u8]) -> Result<(WalRecord, usize), String> {
+/// Checks a file's header (its first bytes, however many there are).
+fn check_header(data: &[u8]) -> Result<(), String> {
+    if data.len() < SEGMENT_HEADER_LEN as usize {
+        return Err(format!("segment header is {} bytes, expected {SEGMENT_HEADER_LEN}", data.len()));
+    }
+    if &data[..4] != SEGMENT_MAGIC {
+        return Err(format!("bad magic {:02x?}, expected {SEGMENT_MAGIC:?}", &data[..4]));
+    }
+    if data[4] != SEGMENT_VERSION && data[4] != CHECKPOINT_VERSION {
+        return Err(format!(
+            "segment version {} is not supported (this build reads {SEGMENT_VERSION} and {CHECKPOINT_VERSION})",
+            data[4]
+        ));
+    }
+    Ok(())
+}
+
+/// Records decoded ahead of the one being applied during replay.
+const REPLAY_READ_AHEAD: usize = 32;
+
+/// [`replay_segment`] on a file, streamed: a reader thread reads, checks and decodes records
+/// while `apply` runs on this thread, so decoding overlaps applying and memory holds a few
+/// records, not the file. Returns the good prefix's length, the damage if any, and the
+/// file's length.
+fn replay_file(
+    path: &Path,
+    stats: &mut ReplayStats,
+    apply: &mut impl FnMut(WalRecord),
+) -> Result<(u64, Option<(u64, String)>, u64), TsdbError> {
+    let file = File::open(path).map_err(io_err("opening WAL file for replay", path))?;
+    let len = file.metadata().map_err(io_err("reading WAL file size", path))?.len();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<WalRecord>(REPLAY_READ_AHEAD);
+    let read = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_records(file, len, tx));
+        for rec in rx {
+            stats.records += 1;
+            match &rec {
+                WalRecord::Series(s) => stats.series += s.len() as u64,
+                WalRecord::Samples(s) => stats.samples += s.len() as u64,
+                WalRecord::Chunks(c) => {
+                    stats.chunks += c.iter().map(|s| s.closed.len() as u64 + u64::from(s.open.is_some())).sum::<u64>();
+                    stats.chunk_samples += c.iter().map(SeriesChunks::sample_count).sum::<u64>();
+                }
+                WalRecord::RefFloor(_) => {}
+            }
+            apply(rec);
+        }
+        // The reader only reads and decodes; a panic there is a bug: surface it.
+        reader.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    });
+    let (good, damage) = read.map_err(io_err("reading WAL file", path))?;
+    Ok((good, damage, len))
+}
+
+/// The reader side of [`replay_file`]: sends every intact record; returns the good prefix's
+/// length and where and why it stopped early.
+fn read_records(file: File, len: u64, tx: std::sync::mpsc::SyncSender<WalRecord>) -> std::io::Result<(u64, Option<(u64, String)>)> {
+    use std::io::Read;
+    let mut r = std::io::BufReader::with_capacity(4 << 20, file);
+    let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+    let have = len.min(SEGMENT_HEADER_LEN) as usize;
+    r.read_exact(&mut head[..have])?;
+    if let Err(reason) = check_header(&head[..have]) {
+        return Ok((0, Some((0, reason))));
+    }
+    let mut off = SEGMENT_HEADER_LEN;
+    let mut body = Vec::new();
+    while off < len {
+        let left = len - off;
+        let damage = |reason: String| Ok((off, Some((off, reason))));
+        if left < 8 {
+            return damage(format!("torn record header: {left} of 8 bytes"));
+        }
+        r.read_exact(&mut head)?;
+        let rlen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if rlen == 0 || rlen > MAX_RECORD_LEN {
+            return damage(format!("impossible record length {rlen}"));
+        }
+        if left - 8 < u64::from(rlen) {
+            return damage(format!("torn record: {} of {rlen} bytes", left - 8));
+        }
+        body.resize(rlen as usize, 0);
+        r.read_exact(&mut body)?;
+        let got = crc32c::crc32c(&body);
+        if got != crc {
+            return damage(format!("checksum mismatch: stored {crc:08x}, computed {got:08x}"));
+        }
+        let rec = match decode_record(body[0], &body[1..]) {
+            Ok(rec) => rec,
+            Err(reason) => return damage(reason),
+        };
+        if tx.send(rec).is_err() {
+            // The applying side is gone (it panicked): nothing more to do.
+            return Ok((off, None));
+        }
+        off += 8 + u64::from(rlen);
+    }
+    Ok((off, None))
+}
+
+/// Checks the framing and checksum of the record at the start of `data`; returns its type,
+/// payload and the bytes it used.
+fn read_frame(data: &[u8]) -> Result<(u8, &[u8], usize), String> {
     if data.len() < 8 {
         return Err(format!("torn record header: {} of 8 bytes", data.len()));
     }
@@ -607,18 +874,28 @@ pub fn read_record(data: &[u8]) -> Result<(WalRecord, usize), String> {
     if got != crc {
         return Err(format!("checksum mismatch: stored {crc:08x}, computed {got:08x}"));
     }
-    let rec = match body[0] {
-        REC_SERIES => WalRecord::Series(decode_series(&body[1..])?),
-        REC_SAMPLES => WalRecord::Samples(decode_samples(&body[1..])?),
+    Ok((body[0], &body[1..], end))
+}
+
+fn decode_record(kind: u8, payload: &[u8]) -> Result<WalRecord, String> {
+    Ok(match kind {
+        REC_SERIES => WalRecord::Series(decode_series(payload)?),
+        REC_SAMPLES => WalRecord::Samples(decode_samples(payload)?),
         REC_REF_FLOOR => {
-            let mut r = Reader { data: &body[1..], pos: 0 };
+            let mut r = Reader { data: payload, pos: 0 };
             let floor = r.uvarint()?;
             r.done()?;
             WalRecord::RefFloor(floor)
         }
+        REC_CHUNKS => WalRecord::Chunks(decode_chunks(payload)?),
         t => return Err(format!("unknown record type {t}")),
-    };
-    Ok((rec, end))
+    })
+}
+
+/// Decodes one framed record from the start of `data`; returns it and the bytes it used.
+pub fn read_record(data: &[u8]) -> Result<(WalRecord, usize), String> {
+    let (kind, payload, used) = read_frame(data)?;
+    Ok((decode_record(kind, payload)?, used))
 }
 
 /// Appends a framed record whose payload `fill` writes.

@@ -215,6 +215,186 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Checkpoints at random points, some of them held back by a reader's hold so the log
+    /// segments replayed after the checkpoint overlap the chunks it holds.
+    #[test]
+    fn replay_from_chunk_checkpoints_and_the_log_tail_equals_the_head(
+        batches in batches(),
+        checkpoint_after in prop::collection::vec(any::<bool>(), 12),
+        hold_at in prop::option::of(0usize..12),
+        segment in prop::sample::select(vec![300u64, 1 << 20]),
+    ) {
+        let dir = TestDir::new("prop-checkpoint");
+        let opts = DbOptions {
+            fsync: FsyncPolicy::Never,
+            wal_segment_size: segment,
+            block_duration: None,
+            // Only the checkpoints this test asks for.
+            wal_checkpoint_ratio: f64::INFINITY,
+            ..Default::default()
+        };
+        let mut model = Model::default();
+        let mut checkpointed_samples = 0;
+        let before = {
+            let db = Db::open(dir.path(), opts.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut hold = None;
+            for (i, b) in batches.iter().enumerate() {
+                if hold_at == Some(i) {
+                    hold = Some(db.hold_wal("test", db.wal_end().segment, None));
+                }
+                db.append(b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model.append(b, i64::MIN);
+                if checkpoint_after[i] {
+                    checkpointed_samples += db.checkpoint().map_err(|e| TestCaseError::fail(e.to_string()))?.samples;
+                }
+            }
+            drop(hold);
+            bits(db.select(&[], all(i64::MIN, i64::MAX)).map_err(|e| TestCaseError::fail(e.to_string()))?)
+        };
+        let db = Db::open(dir.path(), opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(db.replay_stats().corruption.is_none());
+        if checkpointed_samples > 0 {
+            prop_assert!(db.replay_stats().chunk_samples > 0, "{:?}", db.replay_stats());
+        }
+        prop_assert_eq!(bits(db.select(&[], all(i64::MIN, i64::MAX)).map_err(|e| TestCaseError::fail(e.to_string()))?), before);
+        check(&db, &model, "after replay from a checkpoint")?;
+    }
+}
+
+/// A damaged checkpoint: what precedes the damage is loaded, the rest of the checkpoint is
+/// lost, the segments after it are replayed, the damage is reported and the file is left in
+/// place until the next checkpoint replaces it.
+#[test]
+fn a_damaged_checkpoint_is_reported_and_the_segments_after_it_replayed() {
+    let dir = TestDir::new("checkpoint-damage");
+    let opts = DbOptions {
+        fsync: FsyncPolicy::Never,
+        block_duration: None,
+        wal_checkpoint_ratio: f64::INFINITY,
+        ..Default::default()
+    };
+    // 1,500 series: their chunks take two chunk records (1,000 series each).
+    let round = |t: i64| -> Vec<TimeSeries> {
+        (0..1500)
+            .map(|i| TimeSeries {
+                labels: Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]),
+                samples: vec![Sample { t, v: t as f64 }],
+            })
+            .collect()
+    };
+    let checkpoint = {
+        let db = Db::open(dir.path(), opts.clone()).unwrap();
+        for t in 1..=10 {
+            db.append(&round(t)).unwrap();
+        }
+        let st = db.checkpoint().unwrap();
+        assert_eq!(st.samples, 15_000, "{st:?}");
+        for t in 11..=12 {
+            db.append(&round(t)).unwrap();
+        }
+        db.wal_dir().join(format!("checkpoint.{:08}", st.upto))
+    };
+    // Flip a byte in the last record: the second chunk record.
+    let mut data = std::fs::read(&checkpoint).unwrap();
+    let n = data.len();
+    data[n - 10] ^= 0x20;
+    std::fs::write(&checkpoint, &data).unwrap();
+
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    let c = db.replay_stats().corruption.clone().expect("checkpoint damage reported");
+    assert_eq!(c.segment, checkpoint);
+    assert!(c.reason.contains("checksum"), "{c:?}");
+    assert_eq!(db.stats().wal_corruptions, 1);
+    let times = |i: usize| -> Vec<i64> {
+        let got = db.select(&[Matcher::equal("i", &i.to_string())], all(i64::MIN, i64::MAX)).unwrap();
+        got.first().map(|ts| ts.samples.iter().map(|s| s.t).collect()).unwrap_or_default()
+    };
+    // Series in the intact chunk record keep everything; the others keep what the segments after
+    // the checkpoint hold, and every series is still known by its labels.
+    assert_eq!(times(0), (1..=12).collect::<Vec<_>>());
+    assert_eq!(times(999), (1..=12).collect::<Vec<_>>());
+    assert_eq!(times(1000), vec![11, 12]);
+    assert_eq!(times(1499), vec![11, 12]);
+    assert_eq!(db.stats().series, 1500);
+    assert!(checkpoint.exists(), "a damaged checkpoint is left for inspection");
+    // The next checkpoint is written from the head and replaces it; then the log is clean.
+    db.checkpoint().unwrap();
+    assert!(!checkpoint.exists());
+    drop(db);
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert!(db.replay_stats().corruption.is_none());
+    let got = db.select(&[Matcher::equal("i", "1000")], all(i64::MIN, i64::MAX)).unwrap();
+    assert_eq!(got[0].samples.iter().map(|s| s.t).collect::<Vec<_>>(), vec![11, 12]);
+}
+
+/// Size-triggered checkpoints run in the background as the log grows, and never delete a
+/// segment a reader holds: a tailer from the hold reads every sample logged after it.
+#[test]
+fn size_triggered_checkpoints_honour_holds() {
+    let dir = TestDir::new("size-checkpoint-hold");
+    let opts = DbOptions {
+        fsync: FsyncPolicy::Never,
+        wal_segment_size: 4096,
+        block_duration: None,
+        ..Default::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let wal = db.wal_dir();
+    let series = |i: usize| Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]);
+    let append = |t: i64| {
+        let batch: Vec<TimeSeries> = (0..10)
+            .map(|i| TimeSeries {
+                labels: series(i),
+                samples: vec![Sample { t, v: t as f64 }],
+            })
+            .collect();
+        db.append(&batch).unwrap();
+    };
+    for t in 0..50 {
+        append(t);
+    }
+    let held = db.wal_end();
+    let hold = db.hold_wal("reader", held.segment, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut t = 50;
+    // Checkpoints run in the background as segments are sealed: the ones before the hold go,
+    // and the log keeps growing from the held one on however many checkpoints are attempted.
+    let first = |wal: &Path| fedwatch_tsdb::wal::list_segments(wal).unwrap().first().copied();
+    while first(&wal) != Some(held.segment) || db.wal_end().segment < held.segment + 6 {
+        let segments = fedwatch_tsdb::wal::list_segments(&wal).unwrap();
+        assert!(segments.contains(&held.segment), "the held segment was deleted: {segments:?}");
+        assert!(
+            Instant::now() < deadline,
+            "segments before the hold never checkpointed: {:?}",
+            db.stats()
+        );
+        append(t);
+        t += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(db.stats().checkpoints >= 1, "{:?}", db.stats());
+    let segments = fedwatch_tsdb::wal::list_segments(&wal).unwrap();
+    assert_eq!(segments.first(), Some(&held.segment), "held segment kept: {segments:?}");
+    let mut tail = fedwatch_tsdb::wal::WalTailer::open(&wal, held).unwrap();
+    let mut out = Vec::new();
+    while !tail.read(10_000, &mut out).unwrap() {}
+    assert_eq!(out.len() as i64, (t - 50) * 10, "every sample after the hold");
+    assert_eq!(tail.stats().unknown_series_samples, 0);
+    assert_eq!(tail.stats().skipped_segments, 0);
+    // Released, the hold no longer keeps segments.
+    drop(hold);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fedwatch_tsdb::wal::list_segments(&wal).unwrap().first() == Some(&held.segment) {
+        assert!(Instant::now() < deadline, "the released segment was never checkpointed away");
+        append(t);
+        t += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(db.stats().checkpoint_errors == 0, "{:?}", db.stats());
+}
+
 #[test]
 fn damaged_wal_is_repaired_reported_and_the_store_opens() {
     // (damage, batches that must survive out of 30 written over several segments)
@@ -250,6 +430,8 @@ fn damaged_wal_is_repaired_reported_and_the_store_opens() {
         let opts = DbOptions {
             fsync: FsyncPolicy::Never,
             wal_segment_size: 2048,
+            // Damage to segments is the subject here; checkpoint damage has its own test.
+            wal_checkpoint_ratio: f64::INFINITY,
             ..Default::default()
         };
         {
@@ -285,18 +467,24 @@ fn damaged_wal_is_repaired_reported_and_the_store_opens() {
 const CHILD_ENV: &str = "FEDWATCH_TSDB_CRASH_CHILD_DIR";
 const START_ENV: &str = "FEDWATCH_TSDB_CRASH_CHILD_START";
 const BLOCK_ENV: &str = "FEDWATCH_TSDB_CRASH_CHILD_BLOCK_MS";
+const SEGMENT_ENV: &str = "FEDWATCH_TSDB_CRASH_CHILD_SEGMENT";
 
 /// The options parent and child open the crash test's store with: the defaults, or blocks of
 /// `block_ms` cut inside the appends so kills land while blocks are written.
-fn crash_opts(block_ms: Option<u64>) -> DbOptions {
-    match block_ms {
+fn crash_opts(block_ms: Option<u64>, segment: Option<u64>) -> DbOptions {
+    let mut opts = match block_ms {
         None => DbOptions::default(),
         Some(ms) => DbOptions {
             block_duration: Some(Duration::from_millis(ms)),
             maintenance_in_append: true,
             ..Default::default()
         },
+    };
+    if let Some(bytes) = segment {
+        // Small segments: size-triggered checkpoints run in the background all the time.
+        opts.wal_segment_size = bytes;
     }
+    opts
 }
 const SERIES_PER_BATCH: usize = 20;
 
@@ -331,9 +519,10 @@ fn crash_child() {
     };
     let start: u64 = start.parse().expect("start id");
     let block_ms = std::env::var(BLOCK_ENV).ok().and_then(|v| v.parse().ok());
+    let segment = std::env::var(SEGMENT_ENV).ok().and_then(|v| v.parse().ok());
     // Default fsync policy on purpose: SIGKILL does not lose written-but-unsynced data, the
     // kernel's page cache still holds it (only a power loss would).
-    let db = Db::open(&dir, crash_opts(block_ms)).expect("child opens the store");
+    let db = Db::open(&dir, crash_opts(block_ms, segment)).expect("child opens the store");
     let mut out = std::io::stdout().lock();
     for id in start..start + 1_000_000 {
         db.append(&batch(id)).expect("child append");
@@ -343,16 +532,22 @@ fn crash_child() {
 
 #[test]
 fn sigkill_loses_no_acknowledged_batch() {
-    crash_loop(None, 20, Duration::from_secs(20));
+    crash_loop(None, None, 20, Duration::from_secs(20));
+}
+
+#[test]
+fn sigkill_while_size_triggered_checkpoints_run_loses_no_acknowledged_batch() {
+    // 4 KiB segments hold about a dozen batches: a checkpoint starts every few batches.
+    crash_loop(None, Some(4096), 14, Duration::from_secs(20));
 }
 
 #[test]
 fn sigkill_while_cutting_and_compacting_blocks_loses_no_acknowledged_batch() {
     // A block every 20 batches (20 s of data at one batch per second of sample time).
-    crash_loop(Some(20_000), 14, Duration::from_secs(20));
+    crash_loop(Some(20_000), None, 14, Duration::from_secs(20));
 }
 
-fn crash_loop(block_ms: Option<u64>, max_kills: usize, budget: Duration) {
+fn crash_loop(block_ms: Option<u64>, segment: Option<u64>, max_kills: usize, budget: Duration) {
     let dir = TestDir::new("crash");
     let exe = std::env::current_exe().expect("test binary path");
     let mut acked: BTreeSet<u64> = BTreeSet::new();
@@ -363,6 +558,7 @@ fn crash_loop(block_ms: Option<u64>, max_kills: usize, budget: Duration) {
     let mut kills = 0;
     let mut repaired = 0u64;
     let mut max_blocks = 0;
+    let mut restored_chunks = 0;
     while kills < max_kills && started.elapsed() < budget {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(20 + (seed >> 33) % 180);
@@ -372,6 +568,7 @@ fn crash_loop(block_ms: Option<u64>, max_kills: usize, budget: Duration) {
             .env(CHILD_ENV, dir.path())
             .env(START_ENV, start.to_string())
             .env(BLOCK_ENV, block_ms.map_or(String::new(), |ms| ms.to_string()))
+            .env(SEGMENT_ENV, segment.map_or(String::new(), |b| b.to_string()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -390,8 +587,9 @@ fn crash_loop(block_ms: Option<u64>, max_kills: usize, budget: Duration) {
         kills += 1;
         acked.extend(reader.join().expect("reader thread"));
 
-        let db = Db::open(dir.path(), crash_opts(block_ms)).expect("store opens after SIGKILL");
+        let db = Db::open(dir.path(), crash_opts(block_ms, segment)).expect("store opens after SIGKILL");
         repaired += u64::from(db.replay_stats().corruption.is_some());
+        restored_chunks += db.replay_stats().chunks;
         assert_eq!(db.stats().blocks_quarantined, 0, "kill {kills}: a block was left damaged");
         max_blocks = max_blocks.max(db.blocks().len());
         let got = db
@@ -415,6 +613,9 @@ fn crash_loop(block_ms: Option<u64>, max_kills: usize, budget: Duration) {
     assert!(!acked.is_empty(), "the child never acknowledged a batch");
     if block_ms.is_some() {
         assert!(max_blocks > 0, "no block was ever cut");
+    }
+    if segment.is_some() {
+        assert!(restored_chunks > 0, "no replay ever started from a chunk checkpoint");
     }
     println!(
         "{kills} kills in {:?}, {} acknowledged batches, all present; {repaired} torn tails repaired; up to {max_blocks} blocks",

@@ -21,7 +21,10 @@
 //! Samples records name series by ref; series records (always earlier in the log) map refs
 //! to labels. Opening at a position reads the series records of the checkpoint and of every
 //! segment before the position (samples are skipped), so refs declared before the position
-//! resolve. A ref no series record declared (its series was dropped by a checkpoint before
+//! resolve. A checkpoint's chunk records are checked but not decoded: a reader never takes
+//! samples from a checkpoint, only labels. The samples it still has to send are in segments
+//! its hold keeps out of checkpoints (the checkpoint's chunks may hold them too, which only
+//! matters to the store's replay). A ref no series record declared (its series was dropped by a checkpoint before
 //! the reader saw it) is counted in [`TailStats::unknown_series_samples`] and its samples
 //! are skipped.
 //!
@@ -37,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use fedwatch_model::{Labels, Sample};
 
-use super::{SEGMENT_HEADER_LEN, WalRecord, checkpoint_path, io_err, list_segments, read_record, replay_segment, segment_path};
+use super::{SEGMENT_HEADER_LEN, WalRecord, checkpoint_path, io_err, list_segments, read_record, replay_series, segment_path};
 use crate::TsdbError;
 use crate::postings::SeriesRef;
 
@@ -169,13 +172,9 @@ impl WalTailer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_checkpoint_series(),
             Err(e) => return Err(io_err("reading WAL checkpoint", &path)(e)),
         };
+        // Chunk records are checked but not decoded: a reader needs only the labels.
         let series = &mut self.series;
-        let mut ignored = Default::default();
-        replay_segment(&data, &mut ignored, &mut |rec| {
-            if let WalRecord::Series(s) = rec {
-                series.extend(s);
-            }
-        });
+        replay_series(&data, &mut |s| series.extend(s));
         Ok(Some(upto))
     }
 
@@ -330,7 +329,7 @@ impl WalTailer {
                                     }
                                 }
                             }
-                            WalRecord::RefFloor(_) => {}
+                            WalRecord::RefFloor(_) | WalRecord::Chunks(_) => {}
                         }
                         off += used;
                         self.pos.offset += used as u64;
@@ -434,7 +433,7 @@ mod tests {
         }
         let sealed = wal.seal().unwrap();
         let live: Vec<(SeriesRef, Labels)> = (0..6).map(|i| (i, labels(i))).collect();
-        checkpoint(dir.path(), sealed, 6, &live, 0, |r| r).unwrap();
+        checkpoint(dir.path(), sealed, 6, &live, |_, _| 0).unwrap();
         for i in 0..6 {
             log(&mut wal, i, 20, false);
         }
