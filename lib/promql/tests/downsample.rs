@@ -223,7 +223,10 @@ fn downsampled_levels_answer_as_raw_samples() {
         let db = open(&dir);
         load(&db, &dataset(seed));
         let st = db.downsample_stats();
-        assert!(st.blocks >= 8, "levels were built: {st:?} {:?}", db.blocks());
+        assert!(st.blocks_written >= 8, "levels were built: {st:?} {:?}", db.blocks());
+        // Levels follow raw compaction: one level block per raw block and level.
+        assert!(st.compactions >= 2, "level blocks were merged: {st:?}");
+        assert_eq!(st.blocks, 2 * db.blocks().len(), "{st:?} {:?}", db.blocks());
         let down = Engine::new(db.clone());
         let raw = Engine::new(Arc::new(RawOnly(db.clone())));
         let mut checked = 0;

@@ -515,7 +515,7 @@ impl Db {
                 .gauge("fedwatch_tsdb_downsampled_bytes", "Bytes of the downsampled levels on disk.", &[])
                 .set(ds.bytes as f64);
             let selects = "Selects answered from a downsampled level instead of raw samples.";
-            let ds_counters: [(&str, &str, &[(&str, &str)], u64); 5] = [
+            let ds_counters: [(&str, &str, &[(&str, &str)], u64); 6] = [
                 (
                     "fedwatch_tsdb_downsampled_blocks_written_total",
                     "Downsampled blocks built.",
@@ -527,6 +527,12 @@ impl Db {
                     "Downsampled blocks deleted by retention.",
                     &[],
                     ds.blocks_removed,
+                ),
+                (
+                    "fedwatch_tsdb_downsampled_compactions_total",
+                    "Merges of the downsampled blocks inside one raw block's range into one.",
+                    &[],
+                    ds.compactions,
                 ),
                 (
                     "fedwatch_tsdb_downsampled_blocks_quarantined_total",
@@ -889,6 +895,7 @@ impl Shared {
             let set = self.block_set();
             levels.apply_retention(set.blocks.first().map_or(set.floor, |b| b.meta().mint))?;
             levels.build(&set.blocks)?;
+            levels.compact(&set.blocks)?;
         }
         if cut {
             self.checkpoint()?;

@@ -24,10 +24,17 @@
 //! bucket boundary: `t = maxt` belongs to the bucket ending at `maxt` but to the next block),
 //! and readers merge the parts of one bucket in time order ([`extend_buckets`]).
 //!
-//! # Building, coverage, retention
+//! # Building, coverage, compaction, retention
 //! After every maintenance pass, each raw block's range not yet covered by a level is
-//! aggregated from the raw block into a new level block (so a raw compaction, which only
-//! merges ranges, never invalidates a level). A query uses a level only over the contiguous
+//! aggregated from the raw block into new level blocks, one per level, decoding the raw
+//! samples once for all levels (so a raw compaction, which only merges ranges, never
+//! invalidates a level). Then the level blocks inside one raw block's range are merged into
+//! one once they tile it, so levels follow raw compaction (2h → 6h → 18h …): a level block's
+//! bounds are always a raw block's bounds, and a query over weeks opens as few level blocks as
+//! raw blocks (merging sums the parts of split buckets, as readers do; the merged block names
+//! its sources as parents, so a crash mid-way is finished on open). The 1h level is built from
+//! raw samples, not from 5m buckets, so both levels are exactly the raw aggregate.
+//! A query uses a level only over the contiguous
 //! run of level blocks that starts at its window (or the oldest raw block) and reads raw
 //! samples from the run's end on, aggregating them into buckets on the fly; so the answer is
 //! the raw answer whatever the background has built so far. Level blocks are deleted when
@@ -134,6 +141,8 @@ pub struct DownsampleStats {
     pub blocks_written: u64,
     pub blocks_removed: u64,
     pub blocks_quarantined: u64,
+    /// Merges of a raw block's level blocks into one ([`Levels::compact`]).
+    pub compactions: u64,
     /// Selects answered from the 5m and from the 1h level.
     pub selects_5m: u64,
     pub selects_1h: u64,
@@ -410,6 +419,7 @@ pub(crate) struct Levels {
     blocks_written: AtomicU64,
     blocks_removed: AtomicU64,
     blocks_quarantined: AtomicU64,
+    compactions: AtomicU64,
     selects: [AtomicU64; 2],
 }
 
@@ -446,6 +456,7 @@ impl Levels {
             blocks_written: AtomicU64::new(0),
             blocks_removed: AtomicU64::new(0),
             blocks_quarantined: quarantined,
+            compactions: AtomicU64::new(0),
             selects: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
@@ -471,22 +482,31 @@ impl Levels {
             blocks_written: self.blocks_written.load(Ordering::Relaxed),
             blocks_removed: self.blocks_removed.load(Ordering::Relaxed),
             blocks_quarantined: self.blocks_quarantined.load(Ordering::Relaxed),
+            compactions: self.compactions.load(Ordering::Relaxed),
             selects_5m: self.selects[0].load(Ordering::Relaxed),
             selects_1h: self.selects[1].load(Ordering::Relaxed),
         }
     }
 
-    /// Writes level blocks for every part of the raw blocks' ranges no level block covers yet.
+    /// Writes level blocks for every part of the raw blocks' ranges no level block covers yet;
+    /// a range missing from several levels is read from the raw block once for all of them.
     pub fn build(&self, raw: &[Arc<Block>]) -> Result<(), TsdbError> {
-        for (li, level) in LEVELS.iter().enumerate() {
-            for b in raw {
-                let have: Vec<(i64, i64)> = self.sets()[li].iter().map(|d| (d.meta().mint, d.meta().maxt)).collect();
-                for (mint, maxt) in gaps(b.meta().mint, b.meta().maxt, &have) {
-                    let started = std::time::Instant::now();
-                    let built = write_level_block(&self.dir.join(level.dir), b, mint, maxt, level.resolution)?;
+        for b in raw {
+            let sets = self.sets();
+            let mut jobs: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
+            for (li, set) in sets.iter().enumerate() {
+                let have: Vec<(i64, i64)> = set.iter().map(|d| (d.meta().mint, d.meta().maxt)).collect();
+                for gap in gaps(b.meta().mint, b.meta().maxt, &have) {
+                    jobs.entry(gap).or_default().push(li);
+                }
+            }
+            for ((mint, maxt), levels) in jobs {
+                let started = std::time::Instant::now();
+                let built = write_level_blocks(&self.dir, b, mint, maxt, &levels)?;
+                for (li, built) in levels.into_iter().zip(built) {
                     tracing::info!(
                         block = built.name(),
-                        level = level.dir,
+                        level = LEVELS[li].dir,
                         source = b.name(),
                         series = built.meta().stats.series,
                         buckets = built.meta().stats.samples,
@@ -497,6 +517,58 @@ impl Levels {
                     self.blocks_written.fetch_add(1, Ordering::Relaxed);
                     let built = Arc::new(built);
                     self.update(li, |set| set.push(built));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges the level blocks inside each raw block's range into one once they tile it, so
+    /// levels follow raw compaction (2h → 6h → 18h …): a long query opens as many level blocks
+    /// as raw blocks, and level block bounds stay raw block bounds, which keeps retention exact.
+    /// A source that cannot be read is quarantined; the next [`Levels::build`] fills its range.
+    pub fn compact(&self, raw: &[Arc<Block>]) -> Result<(), TsdbError> {
+        for (li, level) in LEVELS.iter().enumerate() {
+            for r in raw {
+                let (mint, maxt) = (r.meta().mint, r.meta().maxt);
+                let sources: Vec<Arc<Block>> = self.sets()[li]
+                    .iter()
+                    .filter(|b| b.meta().mint >= mint && b.meta().maxt <= maxt)
+                    .cloned()
+                    .collect();
+                let tiles = sources.first().is_some_and(|b| b.meta().mint == mint)
+                    && sources.last().is_some_and(|b| b.meta().maxt == maxt)
+                    && sources.windows(2).all(|w| w[0].meta().maxt == w[1].meta().mint);
+                if sources.len() < 2 || !tiles {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let merged = match merge_level_blocks(&self.dir.join(level.dir), &sources, mint, maxt, level.resolution) {
+                    Ok(b) => Arc::new(b),
+                    Err((bad, e)) => {
+                        crate::db::quarantine(bad.dir(), &e);
+                        self.blocks_quarantined.fetch_add(1, Ordering::Relaxed);
+                        self.update(li, |set| set.retain(|b| b.name() != bad.name()));
+                        continue;
+                    }
+                };
+                tracing::info!(
+                    block = merged.name(),
+                    level = level.dir,
+                    sources = sources.len(),
+                    bytes = merged.size_bytes(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "downsampled blocks compacted"
+                );
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                self.update(li, |set| {
+                    set.retain(|b| !sources.iter().any(|s| s.name() == b.name()));
+                    set.push(merged);
+                });
+                // The merged block names its sources, so a crash before these deletions is
+                // finished by the next open (`open_blocks`).
+                for s in &sources {
+                    crate::db::remove_block_dir(s.dir())?;
                 }
             }
         }
@@ -579,22 +651,68 @@ fn gaps(mint: i64, maxt: i64, have: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out
 }
 
-/// Aggregates the samples of raw block `raw` in `[mint, maxt)` into a level block.
-fn write_level_block(dir: &Path, raw: &Block, mint: i64, maxt: i64, resolution: i64) -> Result<Block, TsdbError> {
-    let mut w = BlockWriter::new_downsampled(dir, mint, maxt, resolution)?;
+/// Aggregates the samples of raw block `raw` in `[mint, maxt)` into one block per level in
+/// `levels` (indexes into [`LEVELS`]), decoding each series once.
+fn write_level_blocks(dir: &Path, raw: &Block, mint: i64, maxt: i64, levels: &[usize]) -> Result<Vec<Block>, TsdbError> {
+    let mut writers = levels
+        .iter()
+        .map(|&li| BlockWriter::new_downsampled(&dir.join(LEVELS[li].dir), mint, maxt, LEVELS[li].resolution))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut samples = Vec::new();
     for id in 0..raw.series_count() as u64 {
         samples.clear();
         for c in raw.chunk_metas(id).iter().filter(|c| c.maxt >= mint && c.mint < maxt) {
             samples.extend(raw.read_samples(c)?.into_iter().filter(|s| s.t >= mint && s.t < maxt));
         }
-        let buckets = aggregate(&samples, resolution);
-        if !buckets.is_empty() {
-            w.add_encoded(raw.labels(id).clone(), encode_series(&buckets))?;
+        for (w, &li) in writers.iter_mut().zip(levels) {
+            let buckets = aggregate(&samples, LEVELS[li].resolution);
+            if !buckets.is_empty() {
+                w.add_encoded(raw.labels(id).clone(), encode_series(&buckets))?;
+            }
         }
     }
-    let path = w.finish(1, Vec::new())?;
-    Block::open(&path)
+    writers.into_iter().map(|w| Block::open(&w.finish(1, Vec::new())?)).collect()
+}
+
+/// Writes one level block holding every bucket of `sources` (adjacent, sorted by time, one
+/// level), merging the parts of buckets split at their boundaries. Reading a source fails
+/// with that source.
+fn merge_level_blocks(dir: &Path, sources: &[Arc<Block>], mint: i64, maxt: i64, resolution: i64) -> Result<Block, BadBlock> {
+    let fail = |b: &Arc<Block>, e: TsdbError| (b.clone(), e);
+    let mut by_labels: BTreeMap<&Labels, Vec<(usize, u64)>> = BTreeMap::new();
+    for (i, b) in sources.iter().enumerate() {
+        for id in 0..b.series_count() as u64 {
+            by_labels.entry(b.labels(id)).or_default().push((i, id));
+        }
+    }
+    let first = &sources[0];
+    let mut w = BlockWriter::new_downsampled(dir, mint, maxt, resolution).map_err(|e| fail(first, e))?;
+    for (labels, parts) in by_labels {
+        let mut buckets = Vec::new();
+        for (i, id) in parts {
+            let b = &sources[i];
+            for c in b.chunk_metas(id) {
+                let body = b.read_chunk(c).map_err(|e| fail(b, e))?;
+                let part = decode_buckets(&body).map_err(|e| fail(b, chunk_error(b, c.offset, e)))?;
+                extend_buckets(&mut buckets, part);
+            }
+        }
+        w.add_encoded(labels.clone(), encode_series(&buckets)).map_err(|e| fail(first, e))?;
+    }
+    let level = sources.iter().map(|b| b.meta().level).max().unwrap_or(0) + 1;
+    let path = w
+        .finish(level, sources.iter().map(|b| b.name().to_string()).collect())
+        .map_err(|e| fail(first, e))?;
+    Block::open(&path).map_err(|e| fail(first, e))
+}
+
+/// The error for an aggregate chunk of `b` at `offset` that does not decode.
+fn chunk_error(b: &Block, offset: u64, e: String) -> TsdbError {
+    TsdbError::Io {
+        op: "decoding downsampled chunk",
+        path: b.dir().join("chunks"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk at {offset}: {e}")),
+    }
 }
 
 type BadBlock = (Arc<Block>, TsdbError);
@@ -615,14 +733,7 @@ fn read_buckets(
                     continue;
                 }
                 let body = b.read_chunk(c).map_err(|e| (b.clone(), e))?;
-                let buckets = decode_buckets(&body).map_err(|e| {
-                    let err = TsdbError::Io {
-                        op: "decoding downsampled chunk",
-                        path: b.dir().join("chunks"),
-                        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk at {}: {e}", c.offset)),
-                    };
-                    (b.clone(), err)
-                })?;
+                let buckets = decode_buckets(&body).map_err(|e| (b.clone(), chunk_error(b, c.offset, e)))?;
                 found.extend(buckets.into_iter().filter(|x| x.end >= hints.start && x.end <= hints.end));
             }
             if !found.is_empty() {
@@ -786,5 +897,164 @@ mod tests {
         ] {
             assert!(decode_buckets(body).is_err(), "{what}");
         }
+    }
+
+    const H: i64 = 3600 * 1000;
+
+    /// Raw blocks `[k·2h, (k+1)·2h)` for `k < 3` of three series at 60 s (one only in the
+    /// middle block), with a counter reset and a value on a bucket edge.
+    fn raw_blocks(dir: &Path) -> Vec<Arc<Block>> {
+        let series = |i: usize| Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]);
+        (0..3i64)
+            .map(|k| {
+                let mut w = BlockWriter::new(dir, k * 2 * H, (k + 1) * 2 * H).unwrap();
+                for i in 0..3usize {
+                    if i == 2 && k != 1 {
+                        continue;
+                    }
+                    let samples: Vec<Sample> = (0..120i64)
+                        .map(|j| {
+                            let t = k * 2 * H + j * 60_000 + i as i64;
+                            let v = if j == 70 { 1.5 } else { (t / 1000 % 5000) as f64 * 0.25 };
+                            Sample { t, v }
+                        })
+                        .collect();
+                    w.add_series(series(i), &samples).unwrap();
+                }
+                Arc::new(Block::open(&w.finish(1, Vec::new()).unwrap()).unwrap())
+            })
+            .collect()
+    }
+
+    /// Every bucket of every level, by level.
+    fn everything(levels: &Levels) -> Vec<BTreeMap<Labels, Vec<Bucket>>> {
+        let sets = levels.sets();
+        LEVELS
+            .iter()
+            .enumerate()
+            .map(|(li, l)| {
+                let hints = SelectHints {
+                    start: i64::MIN / 2,
+                    end: i64::MAX / 2,
+                    ..Default::default()
+                };
+                read_buckets(&sets[li], &[], &hints, l.resolution).map_err(|(_, e)| e).unwrap()
+            })
+            .collect()
+    }
+
+    fn assert_same_buckets(a: &[BTreeMap<Labels, Vec<Bucket>>], b: &[BTreeMap<Labels, Vec<Bucket>>]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+            for ((l, p), q) in x.iter().zip(y.values()) {
+                assert_eq!(p.len(), q.len(), "{l}");
+                assert!(p.iter().zip(q).all(|(u, v)| same(u, v)), "{l}: {p:?} != {q:?}");
+            }
+        }
+    }
+
+    /// One raw block holding everything the `parts` hold, as a raw compaction would write.
+    fn merged_raw(dir: &Path, parts: &[Arc<Block>]) -> Vec<Arc<Block>> {
+        let mut all: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for b in parts {
+            for id in 0..b.series_count() as u64 {
+                for c in b.chunk_metas(id) {
+                    all.entry(b.labels(id).clone()).or_default().extend(b.read_samples(c).unwrap());
+                }
+            }
+        }
+        let mut w = BlockWriter::new(dir, 0, 6 * H).unwrap();
+        for (labels, samples) in all {
+            w.add_series(labels, &samples).unwrap();
+        }
+        vec![Arc::new(Block::open(&w.finish(2, Vec::new()).unwrap()).unwrap())]
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn level_blocks_follow_raw_compaction_and_keep_every_bucket() {
+        let dir = crate::testdir::TestDir::new("ds-compact");
+        let raw = raw_blocks(dir.path());
+        let levels = Levels::open(dir.path()).unwrap();
+        levels.build(&raw).unwrap();
+        assert_eq!((levels.stats().blocks, levels.stats().blocks_written), (6, 6));
+        let before = everything(&levels);
+        // Nothing to merge while each level block is its raw block's range.
+        levels.compact(&raw).unwrap();
+        assert_eq!(levels.stats().compactions, 0);
+        // Keep a copy of the 1h level as it was, to play a crash after the merge below.
+        let crash = crate::testdir::TestDir::new("ds-compact-crash");
+        let saved: Vec<PathBuf> = levels.sets()[1].iter().map(|b| b.dir().to_path_buf()).collect();
+        for b in &saved {
+            let to = crash.path().join("ds-1h").join(b.file_name().unwrap());
+            std::fs::create_dir_all(&to).unwrap();
+            for f in names(b) {
+                std::fs::copy(b.join(&f), to.join(&f)).unwrap();
+            }
+        }
+        let raw = merged_raw(dir.path(), &raw);
+        levels.compact(&raw).unwrap();
+        let st = levels.stats();
+        assert_eq!((st.blocks, st.compactions, st.blocks_written), (2, 2, 6), "{st:?}");
+        for set in levels.sets().iter() {
+            assert_eq!((set[0].meta().mint, set[0].meta().maxt), (0, 6 * H));
+            assert_eq!(set[0].meta().parents.len(), 3);
+        }
+        assert_same_buckets(&everything(&levels), &before);
+        // Building again finds nothing missing; reopening finds the same.
+        levels.build(&raw).unwrap();
+        assert_eq!(levels.stats().blocks_written, 6);
+        assert_same_buckets(&everything(&Levels::open(dir.path()).unwrap()), &before);
+
+        // A crash after the merged block was written but before its sources were deleted:
+        // open removes the sources and serves the merged block.
+        let merged = levels.sets()[1][0].dir().to_path_buf();
+        let to = crash.path().join("ds-1h").join(merged.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in names(&merged) {
+            std::fs::copy(merged.join(&f), to.join(&f)).unwrap();
+        }
+        assert_eq!(names(&crash.path().join("ds-1h")).len(), 4);
+        let reopened = Levels::open(crash.path()).unwrap();
+        assert_eq!(
+            names(&crash.path().join("ds-1h")),
+            vec![merged.file_name().unwrap().to_string_lossy().to_string()]
+        );
+        assert_same_buckets(&everything(&reopened)[1..], &before[1..]);
+    }
+
+    #[test]
+    fn a_damaged_level_block_is_quarantined_by_compaction_and_rebuilt() {
+        let dir = crate::testdir::TestDir::new("ds-compact-damaged");
+        let raw = raw_blocks(dir.path());
+        let levels = Levels::open(dir.path()).unwrap();
+        levels.build(&raw).unwrap();
+        let before = everything(&levels);
+        let victim = levels.sets()[0][1].dir().join("chunks");
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x5a;
+        std::fs::write(&victim, bytes).unwrap();
+        let raw = merged_raw(dir.path(), &raw);
+        levels.compact(&raw).unwrap();
+        let st = levels.stats();
+        // The 1h level merged; the 5m level lost its damaged block and kept the other two.
+        assert_eq!((st.blocks_quarantined, st.compactions, st.blocks), (1, 1, 3), "{st:?}");
+        assert!(names(&dir.path().join("ds-5m")).iter().any(|n| n.contains(".corrupt")));
+        // The next maintenance pass fills the hole from raw data and merges.
+        levels.build(&raw).unwrap();
+        levels.compact(&raw).unwrap();
+        let st = levels.stats();
+        assert_eq!((st.blocks, st.compactions, st.blocks_written), (2, 2, 7), "{st:?}");
+        assert_same_buckets(&everything(&levels), &before);
     }
 }
