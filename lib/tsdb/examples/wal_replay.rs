@@ -14,6 +14,9 @@ use std::time::Instant;
 use fedwatch_model::{Labels, Sample, TimeSeries};
 use fedwatch_tsdb::{Appender, Db, DbOptions};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     series: usize,
     hours: f64,
@@ -24,6 +27,7 @@ struct Args {
     keep: bool,
     write: bool,
     replay: bool,
+    worst_case: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         keep: false,
         write: true,
         replay: true,
+        worst_case: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,9 +56,10 @@ fn parse_args() -> Result<Args, String> {
             "--keep" => a.keep = true,
             "--write-only" => a.replay = false,
             "--replay-only" => a.write = false,
+            "--worst-case" => a.worst_case = true,
             other => {
                 return Err(format!(
-                    "unknown flag {other}; accepted: --series, --hours, --interval-s, --batch, --checkpoint-ratio, --dir, --keep, --write-only, --replay-only"
+                    "unknown flag {other}; accepted: --series, --hours, --interval-s, --batch, --checkpoint-ratio, --dir, --keep, --write-only, --replay-only, --worst-case"
                 ));
             }
         }
@@ -132,7 +138,7 @@ fn run(a: &Args) -> Result<(), String> {
             })
             .collect();
         let started = Instant::now();
-        for step in 0..steps {
+        let write_step = |db: &Db, batches: &mut Vec<Vec<TimeSeries>>, step: i64| -> Result<(), String> {
             let t = t0 + step * step_ms;
             for (b, batch) in batches.iter_mut().enumerate() {
                 for (k, ts) in batch.iter_mut().enumerate() {
@@ -143,6 +149,10 @@ fn run(a: &Args) -> Result<(), String> {
                 }
                 db.append(batch).map_err(|e| format!("append at step {step}: {e}"))?;
             }
+            Ok(())
+        };
+        for step in 0..steps {
+            write_step(&db, &mut batches, step)?;
         }
         let written = started.elapsed();
         let samples = a.series as u64 * steps as u64;
@@ -162,13 +172,39 @@ fn run(a: &Args) -> Result<(), String> {
             "write_amplification={:.2}",
             (st.wal_bytes_logged + st.checkpoint_bytes_written) as f64 / st.wal_bytes_logged.max(1) as f64
         );
+        if a.worst_case {
+            if checkpoint == 0 || a.checkpoint_ratio.is_infinite() {
+                return Err("--worst-case needs a checkpoint after the write (a finite --checkpoint-ratio)".into());
+            }
+            let no_checkpoints = DbOptions {
+                wal_checkpoint_ratio: f64::INFINITY,
+                ..opts()
+            };
+            let db = Db::open(&dir, no_checkpoints).map_err(|e| format!("reopening {}: {e}", dir.display()))?;
+            let limit = (checkpoint as f64 * a.checkpoint_ratio) as u64;
+            let mut step = steps;
+            while wal_files(&dir.join("wal")).0 < limit {
+                write_step(&db, &mut batches, step)?;
+                step += 1;
+            }
+            db.close().map_err(|e| format!("closing: {e}"))?;
+            let (segments, checkpoint) = wal_files(&dir.join("wal"));
+            println!("worst_case_extra_samples={}", a.series as u64 * (step - steps) as u64);
+            println!("worst_case_wal_segment_bytes={segments}");
+            println!("worst_case_wal_checkpoint_bytes={checkpoint}");
+        }
     }
     if !a.replay {
         return Ok(());
     }
     let rss_before = rss_kib("VmRSS:");
     let started = Instant::now();
-    let db = Db::open(&dir, opts()).map_err(|e| format!("reopening {}: {e}", dir.display()))?;
+    // Nothing that writes: repeated replays of one directory measure the same thing.
+    let read_only = DbOptions {
+        wal_checkpoint_ratio: f64::INFINITY,
+        ..opts()
+    };
+    let db = Db::open(&dir, read_only).map_err(|e| format!("reopening {}: {e}", dir.display()))?;
     let open = started.elapsed();
     let r = db.replay_stats();
     println!("replayed_series={}", r.series);

@@ -434,32 +434,42 @@ impl Head {
         plan.samples.reserve(batch.len());
         let mut next_ref = self.next_ref;
         let mut pending: FastMap<&Labels, SeriesRef> = FastMap::default();
-        // Newest sample per series as the batch goes, so a series repeated in one batch is ordered too.
-        let mut last: FastMap<SeriesRef, Option<(i64, u64)>> = FastMap::with_capacity_and_hasher(batch.len(), Default::default());
+        // A series repeated in one batch must be ordered against what the batch planned for it.
+        // Scrape batches name each series once, mostly in ascending ref order: while refs
+        // ascend no series can repeat, so the stored newest sample is the one to check against
+        // and nothing is recorded; the first ref that does not ascend switches to a map of the
+        // newest planned sample per series, seeded from the plan so far.
+        let mut max_ref: Option<SeriesRef> = None;
+        let mut repeated: Option<FastMap<SeriesRef, Option<(i64, u64)>>> = None;
         for (i, s) in batch.iter().enumerate() {
-            let r = match s.series {
-                SeriesId::Ref(r) if self.series.contains_key(&r) => r,
-                SeriesId::Ref(_) => {
-                    out.unknown.push(i);
-                    out.refs.push(None);
-                    continue;
-                }
-                SeriesId::Labels(labels) => match self.lookup(labels).or_else(|| pending.get(labels).copied()) {
-                    Some(r) => r,
-                    // Nothing would be stored: do not create (or log) the series either.
-                    None if s.t < floor => {
-                        plan.stats.out_of_order += 1;
+            let (r, stored_last) = match s.series {
+                SeriesId::Ref(r) => match self.series.get(&r) {
+                    Some(series) => (r, series.last),
+                    None => {
+                        out.unknown.push(i);
                         out.refs.push(None);
                         continue;
                     }
-                    None => {
-                        limits.check_labels(labels)?;
-                        let r = next_ref;
-                        next_ref += 1;
-                        pending.insert(labels, r);
-                        plan.new_series.push((r, labels.clone()));
-                        r
-                    }
+                },
+                SeriesId::Labels(labels) => match self.lookup(labels) {
+                    Some(r) => (r, self.series.get(&r).and_then(|s| s.last)),
+                    None => match pending.get(labels) {
+                        Some(&r) => (r, None),
+                        // Nothing would be stored: do not create (or log) the series either.
+                        None if s.t < floor => {
+                            plan.stats.out_of_order += 1;
+                            out.refs.push(None);
+                            continue;
+                        }
+                        None => {
+                            limits.check_labels(labels)?;
+                            let r = next_ref;
+                            next_ref += 1;
+                            pending.insert(labels, r);
+                            plan.new_series.push((r, labels.clone()));
+                            (r, None)
+                        }
+                    },
                 },
             };
             out.refs.push(Some(r));
@@ -467,10 +477,19 @@ impl Head {
                 plan.stats.out_of_order += 1;
                 continue;
             }
-            let newest = last.entry(r).or_insert_with(|| self.series.get(&r).and_then(|s| s.last));
-            match classify(*newest, s.t, s.v) {
+            if repeated.is_none() && max_ref.is_some_and(|m| r <= m) {
+                repeated = Some(plan.samples.iter().map(|(r, s)| (*r, Some((s.t, s.v.to_bits())))).collect());
+            }
+            max_ref = max_ref.max(Some(r));
+            let newest = match &mut repeated {
+                Some(map) => *map.entry(r).or_insert(stored_last),
+                None => stored_last,
+            };
+            match classify(newest, s.t, s.v) {
                 SampleOutcome::Append => {
-                    *newest = Some((s.t, s.v.to_bits()));
+                    if let Some(map) = &mut repeated {
+                        map.insert(r, Some((s.t, s.v.to_bits())));
+                    }
                     plan.samples.push((r, Sample { t: s.t, v: s.v }));
                     plan.stats.samples_appended += 1;
                 }
@@ -848,6 +867,56 @@ mod tests {
             h.commit(&rp.plan);
             let got: Vec<i64> = h.select(&[], i64::MIN, i64::MAX)[0].samples.iter().map(|s| s.t).collect();
             assert_eq!(got, kept, "{samples:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A batch in any order, with series repeated and named by ref or by labels, plans
+        /// what appending its samples one at a time would store.
+        #[test]
+        fn plan_refs_matches_one_by_one_appends(
+            batch in proptest::collection::vec((0usize..6, 0i64..30, 0u8..3, proptest::bool::ANY), 0..40)
+        ) {
+            let names: Vec<Labels> = (0..6).map(|i| Labels::from_pairs([("s", i.to_string())])).collect();
+            let seed: Vec<TimeSeries> = (0..4).map(|i| ts(&[("s", &i.to_string())], &[(10, 1.0)])).collect();
+            let (mut h, mut want) = (Head::new(), Head::new());
+            h.append(&seed, &SeriesLimits::NONE).unwrap();
+            want.append(&seed, &SeriesLimits::NONE).unwrap();
+            let mut expected = AppendStats::default();
+            for &(i, t, v, _) in &batch {
+                let one = TimeSeries { labels: names[i].clone(), samples: vec![Sample { t, v: f64::from(v) }] };
+                let st = want.append(&[one], &SeriesLimits::NONE).unwrap();
+                expected.samples_appended += st.samples_appended;
+                expected.out_of_order += st.out_of_order;
+                expected.duplicates += st.duplicates;
+            }
+            let refs: Vec<Option<SeriesRef>> = names.iter().map(|l| h.lookup(l)).collect();
+            let samples: Vec<RefSample> = batch
+                .iter()
+                .map(|&(i, t, v, by_ref)| RefSample {
+                    series: match refs[i] {
+                        Some(r) if by_ref => SeriesId::Ref(r),
+                        _ => SeriesId::Labels(&names[i]),
+                    },
+                    t,
+                    v: f64::from(v),
+                })
+                .collect();
+            let rp = h.plan_refs(&samples, &SeriesLimits::NONE, i64::MIN).unwrap();
+            let st = rp.plan.stats;
+            proptest::prop_assert_eq!(
+                (st.samples_appended, st.out_of_order, st.duplicates),
+                (expected.samples_appended, expected.out_of_order, expected.duplicates)
+            );
+            h.commit(&rp.plan);
+            let got = h.select(&[], i64::MIN, i64::MAX);
+            let wanted = want.select(&[], i64::MIN, i64::MAX);
+            proptest::prop_assert_eq!(got.len(), wanted.len());
+            for (g, w) in got.iter().zip(&wanted) {
+                proptest::prop_assert_eq!(&g.labels, &w.labels);
+                let bits = |x: &TimeSeries| x.samples.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits(g), bits(w));
+            }
         }
     }
 
