@@ -53,20 +53,31 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of `value` (n ≤ 64).
-    fn write_bits(&mut self, value: u64, mut n: u8) {
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
+    /// Writes the low `n` bits of `value` (n ≤ 64): the last byte's free bits first, then
+    /// the rest as whole bytes in one copy (the bytes stay valid after every call, as the
+    /// open chunk is read while it grows).
+    fn write_bits(&mut self, value: u64, n: u8) {
+        if n == 0 {
+            return;
+        }
+        let value = if n >= 64 { value } else { value & ((1u64 << n) - 1) };
+        let mut n = n;
+        if self.free > 0 {
             let take = n.min(self.free);
             let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
             let last = self.bytes.len() - 1;
             self.bytes[last] |= chunk << (self.free - take);
             self.free -= take;
             n -= take;
+            if n == 0 {
+                return;
+            }
         }
+        // The `n` bits still to write, left-aligned in a word, then its first whole bytes.
+        let aligned = value << (64 - n);
+        let len = n.div_ceil(8);
+        self.bytes.extend_from_slice(&aligned.to_be_bytes()[..usize::from(len)]);
+        self.free = len * 8 - n;
     }
 
     fn write_uvarint(&mut self, mut v: u64) {
@@ -213,6 +224,11 @@ impl ChunkEncoder {
     /// Hands over the encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.w.bytes
+    }
+
+    /// The last byte written (0 when empty): reading it brings the chunk's tail into cache.
+    pub fn last_byte(&self) -> u8 {
+        self.w.bytes.last().copied().unwrap_or(0)
     }
 
     /// Appends a sample; returns false (and appends nothing) when the chunk holds u16::MAX samples.

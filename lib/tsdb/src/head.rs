@@ -101,6 +101,9 @@ impl MemSeries {
     }
 }
 
+/// How many samples ahead replay touches the series it will append to.
+const REPLAY_LOOKAHEAD: usize = 8;
+
 /// What one replay thread did to its range of series.
 #[derive(Debug, Default)]
 struct ReplayShard {
@@ -113,9 +116,19 @@ struct ReplayShard {
 fn replay_range(slots: &mut [Option<&mut MemSeries>], base: SeriesRef, samples: &[(SeriesRef, Sample)]) -> ReplayShard {
     let mut out = ReplayShard::default();
     let end = base + slots.len() as SeriesRef;
-    for (r, smp) in samples {
+    for (k, (r, smp)) in samples.iter().enumerate() {
         if *r < base || *r >= end {
             continue;
+        }
+        // Replay is bound by cache misses on the series and its open chunk's last byte,
+        // scattered across the heap: load the ones a few samples ahead so their misses
+        // overlap this sample's work (a plain load, whose value nothing waits for).
+        if let Some((ahead, _)) = samples.get(k + REPLAY_LOOKAHEAD)
+            && *ahead >= base
+            && *ahead < end
+            && let Some(s) = slots[(*ahead - base) as usize].as_deref()
+        {
+            std::hint::black_box(s.open.last_byte());
         }
         let Some(s) = slots[(*r - base) as usize].as_deref_mut() else {
             out.unknown += 1;
