@@ -309,7 +309,11 @@ impl Head {
 
     /// The ref of the series with exactly these labels.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
-        let fp = fingerprint(labels);
+        self.lookup_fp(fingerprint(labels), labels)
+    }
+
+    /// [`Head::lookup`] with the labels' fingerprint already computed.
+    fn lookup_fp(&self, fp: u64, labels: &Labels) -> Option<SeriesRef> {
         let first = *self.by_fingerprint.get(&fp)?;
         let same = |r: &SeriesRef| self.series.get(r).is_some_and(|s| s.labels.eq_labels(labels));
         if same(&first) {
@@ -350,10 +354,11 @@ impl Head {
     /// Creates a series under a ref chosen by the caller (replay, or a committed plan).
     /// Returns the ref that holds these labels: an existing one when they are already known.
     pub fn create_series(&mut self, r: SeriesRef, labels: Labels) -> SeriesRef {
-        if let Some(existing) = self.lookup(&labels) {
+        let fp = fingerprint(&labels);
+        if let Some(existing) = self.lookup_fp(fp, &labels) {
             return existing;
         }
-        self.index_fingerprint(fingerprint(&labels), r);
+        self.index_fingerprint(fp, r);
         self.postings.add(r, &labels);
         self.series.insert(r, Box::new(MemSeries::new(&labels)));
         self.next_ref = self.next_ref.max(r + 1);

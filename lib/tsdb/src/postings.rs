@@ -34,9 +34,19 @@ impl MemPostings {
     /// Indexes `labels` under `r`; `r` must be larger than every ref added before.
     pub fn add(&mut self, r: SeriesRef, labels: &Labels) {
         insert_sorted(&mut self.all, r);
+        // Names and values are almost always indexed already: find them by reference and
+        // copy a string only for a new entry.
         for l in labels.iter() {
-            let list = self.index.entry(l.name.clone()).or_default().entry(l.value.clone()).or_default();
-            insert_sorted(list, r);
+            if let Some(values) = self.index.get_mut(l.name.as_str()) {
+                match values.get_mut(l.value.as_str()) {
+                    Some(list) => insert_sorted(list, r),
+                    None => {
+                        values.insert(l.value.clone(), vec![r]);
+                    }
+                }
+                continue;
+            }
+            self.index.entry(l.name.clone()).or_default().insert(l.value.clone(), vec![r]);
         }
     }
 
