@@ -104,56 +104,146 @@ pub async fn run(args: FleetArgs) -> Result<(), String> {
     axum::serve(listener, app).await.map_err(|e| e.to_string())
 }
 
-/// Writes `<dir>/<cell>/<job>.json` in Prometheus's file_sd format.
-fn write_sd_files(args: &FleetArgs, dir: &std::path::Path) -> Result<(), String> {
-    let addr = args.listen.to_string();
+/// What a target serves.
+enum Source {
+    Node,
+    Ksm(usize),
+    Tenant { tenant: String, component: &'static str },
+}
+
+/// One scrape target of the fleet, with the labels its file_sd group gives it.
+struct Target {
+    cell: usize,
+    job: &'static str,
+    path: String,
+    instance: String,
+    cluster: String,
+    cluster_type: &'static str,
+    source: Source,
+}
+
+/// Every target, by cell and then job in [`JOBS`] order.
+fn targets(args: &FleetArgs) -> Vec<Target> {
+    let mut out = Vec::new();
     for c in 0..args.cells {
         let cell = cell_name(c);
-        let cell_dir = dir.join(&cell);
-        std::fs::create_dir_all(&cell_dir).map_err(|e| format!("{}: {e}", cell_dir.display()))?;
         for job in JOBS {
-            let mut groups = Vec::new();
-            let mut group = |path: String, instance: String, cluster: &str, ctype: &str| {
-                groups.push(serde_json::json!({
-                    "targets": [addr],
-                    "labels": {"__metrics_path__": path, "instance": instance, "cluster": cluster, "cluster_type": ctype},
-                }));
+            let mut add = |path: String, instance: String, cluster: &str, cluster_type: &'static str, source: Source| {
+                out.push(Target {
+                    cell: c,
+                    job,
+                    path,
+                    instance,
+                    cluster: cluster.to_string(),
+                    cluster_type,
+                    source,
+                })
             };
             match job {
                 "node-exporter" => {
                     for n in 0..args.nodes {
-                        group(
-                            format!("/cells/{cell}/nodes/node-{n}/metrics"),
-                            format!("{cell}-node-{n}:9100"),
-                            &cell,
-                            "meta",
-                        );
+                        let (path, instance) = (format!("/cells/{cell}/nodes/node-{n}/metrics"), format!("{cell}-node-{n}:9100"));
+                        add(path, instance, &cell, "meta", Source::Node);
                     }
                 }
-                "kube-state-metrics" => group(
-                    format!("/cells/{cell}/kube-state-metrics/metrics"),
-                    format!("{cell}-ksm:8080"),
-                    &cell,
-                    "meta",
-                ),
+                "kube-state-metrics" => {
+                    let (path, instance) = (format!("/cells/{cell}/kube-state-metrics/metrics"), format!("{cell}-ksm:8080"));
+                    add(path, instance, &cell, "meta", Source::Ksm(c));
+                }
                 component => {
                     for t in 0..args.tenants_per_cell {
                         let tenant = tenant_name(c, t, args.tenants_per_cell);
-                        group(
-                            format!("/tenants/{tenant}/{component}/metrics"),
-                            format!("{tenant}-{component}-0"),
-                            &tenant,
-                            cluster_type(t),
-                        );
+                        let (path, instance) = (format!("/tenants/{tenant}/{component}/metrics"), format!("{tenant}-{component}-0"));
+                        let source = Source::Tenant {
+                            tenant: tenant.clone(),
+                            component,
+                        };
+                        add(path, instance, &tenant, cluster_type(t), source);
                     }
                 }
             }
+        }
+    }
+    out
+}
+
+/// Writes `<dir>/<cell>/<job>.json` in Prometheus's file_sd format.
+fn write_sd_files(args: &FleetArgs, dir: &std::path::Path) -> Result<(), String> {
+    let addr = args.listen.to_string();
+    let all = targets(args);
+    for c in 0..args.cells {
+        let cell_dir = dir.join(cell_name(c));
+        std::fs::create_dir_all(&cell_dir).map_err(|e| format!("{}: {e}", cell_dir.display()))?;
+        for job in JOBS {
+            let groups: Vec<serde_json::Value> = all
+                .iter()
+                .filter(|t| t.cell == c && t.job == job)
+                .map(|t| {
+                    serde_json::json!({
+                        "targets": [addr],
+                        "labels": {"__metrics_path__": t.path, "instance": t.instance, "cluster": t.cluster, "cluster_type": t.cluster_type},
+                    })
+                })
+                .collect();
             let path = cell_dir.join(format!("{job}.json"));
             let text = serde_json::to_string_pretty(&groups).map_err(|e| e.to_string())?;
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     Ok(())
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Seconds between two renderings of every target (the scrape interval).
+    #[arg(long, default_value_t = 5.0)]
+    every: f64,
+    /// Seconds of fleet time to render, from start.
+    #[arg(long, default_value_t = 7200.0)]
+    duration: f64,
+}
+
+/// Writes what every target would serve at start, `every` seconds later, and so on for
+/// `duration` seconds, without waiting: one `#@ <ms since start> <target labels>` line (the
+/// labels as in a selector: `job`, `instance`, `cluster`, `cluster_type`) before each body.
+/// Storage benchmarks read it to store hours of the fleet's data in minutes.
+pub fn dump(args: DumpArgs) -> Result<(), String> {
+    use std::io::Write as _;
+    if !(args.every > 0.0) || !(args.duration >= 0.0) {
+        return Err("--every must be above zero and --duration not negative".into());
+    }
+    let fleet = Fleet {
+        args: args.fleet.clone(),
+        started: Instant::now(),
+        leaderless: Mutex::new(HashSet::new()),
+    };
+    let all = targets(&args.fleet);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let steps = (args.duration / args.every).floor() as u64;
+    for step in 0..=steps {
+        let at = step as f64 * args.every;
+        for t in &all {
+            let body = match &t.source {
+                Source::Node => node_body(&fleet, at),
+                Source::Ksm(c) => ksm_body(&fleet, at, *c),
+                Source::Tenant { tenant, component } => tenant_body(&fleet, at, tenant, component).unwrap_or_default(),
+            };
+            writeln!(
+                out,
+                "#@ {} job=\"{}\",instance=\"{}\",cluster=\"{}\",cluster_type=\"{}\"",
+                (at * 1000.0).round() as i64,
+                t.job,
+                t.instance,
+                t.cluster,
+                t.cluster_type
+            )
+            .and_then(|()| out.write_all(body.as_bytes()))
+            .map_err(|e| format!("writing the dump: {e}"))?;
+        }
+    }
+    out.flush().map_err(|e| format!("writing the dump: {e}"))
 }
 
 /// Text-format writer that adds HELP/TYPE once per family.
@@ -283,8 +373,8 @@ impl Fleet {
     }
 
     /// One election at start, and one each time a flapping tenant regains its leader.
-    fn leader_changes(&self, tenant: &str) -> f64 {
-        let minutes = (self.elapsed() / 60.0) as u64;
+    fn leader_changes(&self, tenant: &str, at: f64) -> f64 {
+        let minutes = (at / 60.0) as u64;
         let regained = if self.args.flap_tenant.as_deref() == Some(tenant) && minutes >= 3 {
             (minutes - 3) / 5 + 1
         } else {
@@ -293,12 +383,12 @@ impl Fleet {
         (1 + regained) as f64
     }
 
-    fn has_leader(&self, tenant: &str) -> bool {
+    fn has_leader(&self, tenant: &str, at: f64) -> bool {
         if self.leaderless.lock().unwrap_or_else(|e| e.into_inner()).contains(tenant) {
             return false;
         }
         let flapping = self.args.flap_tenant.as_deref() == Some(tenant);
-        let minute_of_cycle = (self.elapsed() / 60.0) as u64 % 5;
+        let minute_of_cycle = (at / 60.0) as u64 % 5;
         !(flapping && (1..3).contains(&minute_of_cycle))
     }
 }
@@ -307,7 +397,12 @@ async fn node_metrics(State(f): State<Arc<Fleet>>, Path((cell, node)): Path<(Str
     if !f.has_cell(&cell) || !(0..f.args.nodes).any(|n| format!("node-{n}") == node) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut e = Exposition::new(f.elapsed(), f.args.scale);
+    text(node_body(&f, f.elapsed()))
+}
+
+/// A node exporter's body `at` seconds after start.
+fn node_body(f: &Fleet, at: f64) -> String {
+    let mut e = Exposition::new(at, f.args.scale);
     e.family("node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
     for cpu in ["0", "1", "2", "3"] {
         for (mode, rate) in [("idle", 0.6), ("user", 0.25), ("system", 0.1), ("iowait", 0.02)] {
@@ -347,14 +442,19 @@ async fn node_metrics(State(f): State<Arc<Fleet>>, Path((cell, node)): Path<(Str
         "Network device statistic receive_bytes.",
     );
     e.counter("node_network_receive_bytes_total", &[("device", "eth0")], 5e6);
-    text(e.out)
+    e.out
 }
 
 async fn ksm_metrics(State(f): State<Arc<Fleet>>, Path(cell): Path<String>) -> Response {
     let Some(c) = (0..f.args.cells).find(|&c| cell_name(c) == cell) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut e = Exposition::new(f.elapsed(), f.args.scale);
+    text(ksm_body(&f, f.elapsed(), c))
+}
+
+/// Cell `c`'s kube-state-metrics body `at` seconds after start.
+fn ksm_body(f: &Fleet, at: f64, c: usize) -> String {
+    let mut e = Exposition::new(at, f.args.scale);
     e.family(
         "kube_pod_status_ready",
         "gauge",
@@ -396,15 +496,24 @@ async fn ksm_metrics(State(f): State<Arc<Fleet>>, Path(cell): Path<String>) -> R
             );
         }
     }
-    text(e.out)
+    e.out
 }
 
 async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): Path<(String, String)>) -> Response {
     if !f.has_tenant(&tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut e = Exposition::new(f.elapsed(), f.args.scale);
-    match component.as_str() {
+    match tenant_body(&f, f.elapsed(), &tenant, &component) {
+        Some(body) => text(body),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A tenant control-plane component's body `at` seconds after start; `None` for an unknown
+/// component.
+fn tenant_body(f: &Fleet, at: f64, tenant: &str, component: &str) -> Option<String> {
+    let mut e = Exposition::new(at, f.args.scale);
+    match component {
         "apiserver" => {
             e.family(
                 "apiserver_request_total",
@@ -441,13 +550,13 @@ async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): 
                 "gauge",
                 "Whether or not a leader exists. 1 is existence, 0 is not.",
             );
-            e.sample("etcd_server_has_leader", &[], if f.has_leader(&tenant) { 1.0 } else { 0.0 });
+            e.sample("etcd_server_has_leader", &[], if f.has_leader(tenant, at) { 1.0 } else { 0.0 });
             e.family(
                 "etcd_server_leader_changes_seen_total",
                 "counter",
                 "The number of leader changes seen.",
             );
-            e.sample("etcd_server_leader_changes_seen_total", &[], f.leader_changes(&tenant));
+            e.sample("etcd_server_leader_changes_seen_total", &[], f.leader_changes(tenant, at));
             e.family(
                 "etcd_mvcc_db_total_size_in_bytes",
                 "gauge",
@@ -495,7 +604,7 @@ async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): 
                 e.counter("workqueue_adds_total", &[("name", name)], 4.0);
             }
         }
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return None,
     }
     e.family(
         "process_start_time_seconds",
@@ -503,7 +612,7 @@ async fn tenant_metrics(State(f): State<Arc<Fleet>>, Path((tenant, component)): 
         "Start time of the process since unix epoch in seconds.",
     );
     e.sample("process_start_time_seconds", &[], 1.7e9);
-    text(e.out)
+    Some(e.out)
 }
 
 #[derive(serde::Deserialize)]

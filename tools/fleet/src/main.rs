@@ -3,6 +3,7 @@
 //! * `fleet` serves the metrics of several meta clusters ("cells") and the tenant clusters
 //!   whose control planes they host, on one port, and writes Prometheus `file_sd` files that
 //!   point an edge (or a stock Prometheus) at them.
+//! * `dump` prints what the fleet's targets serve over hours of fleet time, at once.
 //! * `webhook` is an Alertmanager-webhook receiver that prints every payload it gets.
 
 mod fleet;
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serve the metrics of a simulated fleet.
     Fleet(fleet::FleetArgs),
+    /// Print what every target of the fleet serves over a span of fleet time, without
+    /// waiting (for storage benchmarks).
+    Dump(fleet::DumpArgs),
     /// Receive Alertmanager webhook payloads and print them.
     Webhook {
         /// Address to listen on.
@@ -44,6 +48,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fleet(args) => fleet::run(args).await,
+        Command::Dump(args) => fleet::dump(args),
         Command::Webhook { listen, log_file } => webhook::run(listen, log_file).await,
     };
     match result {
