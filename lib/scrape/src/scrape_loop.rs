@@ -80,6 +80,9 @@ pub(crate) struct ScrapeLoop {
     ctx: LoopContext,
     target: ScrapeTarget,
     url: String,
+    /// `url` parsed once (international host names cost on every parse); `None` leaves the
+    /// error to the request, which reports it as before.
+    parsed_url: Option<reqwest::Url>,
     health: Arc<Mutex<TargetHealth>>,
     /// Lines seen, their stored series and what the last successful scrape had.
     cache: ScrapeCache,
@@ -117,6 +120,7 @@ impl ScrapeLoop {
         ScrapeLoop {
             ctx,
             target,
+            parsed_url: reqwest::Url::parse(&url).ok(),
             url,
             health,
             cache: ScrapeCache::new(carried),
@@ -246,10 +250,12 @@ impl ScrapeLoop {
             return Err(Failure::new("target_limit", e));
         }
         let timeout = self.target.timeout;
-        let mut req = self
-            .ctx
-            .client
-            .get(&self.url)
+        let client = &self.ctx.client;
+        let req = match &self.parsed_url {
+            Some(url) => client.get(url.clone()),
+            None => client.get(&self.url),
+        };
+        let mut req = req
             .header("Accept", ACCEPT_HEADER)
             .header("X-Prometheus-Scrape-Timeout-Seconds", format_seconds(timeout))
             .timeout(timeout);
