@@ -6,6 +6,12 @@
 //! target's labels and the scrape config, which are fixed for a loop's life (a reload starts
 //! a new loop with a new cache).
 //!
+//! Lines are keyed by a 128-bit SipHash-1-3 of their text under a random key per cache
+//! rather than by the text itself: the text is most of what a cached line would cost (a
+//! ~70-byte copy per series), and without the key nobody can make two lines collide (the
+//! chance by accident is about n²/2¹²⁹, below 10⁻²⁸ for a million lines; rustc's incremental
+//! builds trust the same hash the same way).
+//!
 //! Staleness, as in Prometheus, is per stored series, not per line: two lines may end up as
 //! one series (labels written in another order, relabeling), so each entry carries the
 //! fingerprint of its final labels and the "gone" and "added" sets are compared by it. Per
@@ -25,8 +31,47 @@ use std::collections::HashSet;
 use fedwatch_model::Labels;
 use fedwatch_tsdb::{AppendError, AppendStats, Appender, RefSample, SeriesId, SeriesRef};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// A line's 128-bit keyed hash, its identity in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LineKey(u64, u64);
+
+impl std::hash::Hash for LineKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// Hashes a [`LineKey`] as its first word, which is already uniformly random.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else is still folded in, never ignored.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap = HashMap<LineKey, u32, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// Random SipHash keys, from the standard library's per-process random state.
+fn random_keys() -> (u64, u64) {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    (state.hash_one(0x5eed_u64), state.hash_one(0xcafe_u64))
+}
 
 /// How appends name a stored series.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,9 +114,11 @@ struct Entry {
 }
 
 /// Raw line text to stored series, with the staleness state of the last successful scrape.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ScrapeCache {
-    index: FastMap<Box<[u8]>, u32>,
+    /// SipHash keys for [`LineKey`]s.
+    keys: (u64, u64),
+    index: KeyMap,
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     /// Number of the scrape in progress (or the last one).
@@ -167,9 +214,21 @@ impl ScrapeCache {
     /// An empty cache taking over the series a predecessor tracked.
     pub(crate) fn new(carried: Vec<Tracked>) -> Self {
         ScrapeCache {
+            keys: random_keys(),
+            index: KeyMap::default(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            scrape: 0,
             carried,
-            ..Default::default()
         }
+    }
+
+    /// The key of a line's raw text.
+    pub(crate) fn key(&self, raw: &[u8]) -> LineKey {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        std::hash::Hasher::write(&mut h, raw);
+        let h = siphasher::sip128::Hasher128::finish128(&h);
+        LineKey(h.h1, h.h2)
     }
 
     /// Starts a scrape; entries seen by it get its number.
@@ -184,13 +243,14 @@ impl ScrapeCache {
         }
     }
 
-    /// The slot of a known line.
-    pub(crate) fn get(&self, raw: &[u8]) -> Option<u32> {
-        self.index.get(raw).copied()
+    /// The slot of a known line, by its [`ScrapeCache::key`].
+    pub(crate) fn get(&self, key: LineKey) -> Option<u32> {
+        self.index.get(&key).copied()
     }
 
-    /// Caches a new line: its final labels, or `None` when relabeling dropped it.
-    pub(crate) fn insert(&mut self, raw: &[u8], labels: Option<Labels>) -> u32 {
+    /// Caches a new line by its [`ScrapeCache::key`]: its final labels, or `None` when
+    /// relabeling dropped it.
+    pub(crate) fn insert(&mut self, key: LineKey, labels: Option<Labels>) -> u32 {
         let entry = Entry {
             hash: labels.as_ref().map_or(0, fedwatch_tsdb::head::fingerprint),
             series: labels.map(Stored::Labels),
@@ -209,7 +269,7 @@ impl ScrapeCache {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.index.insert(raw.into(), slot);
+        self.index.insert(key, slot);
         slot
     }
 
@@ -372,5 +432,35 @@ impl ScrapeCache {
     /// Lines cached.
     pub(crate) fn len(&self) -> usize {
         self.index.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_keeps_its_key_and_other_lines_get_other_keys() {
+        let cache = ScrapeCache::new(Vec::new());
+        let lines: Vec<String> = (0..20_000).map(|i| format!("m{{pod=\"p-{i}\",phase=\"Running\"}}")).collect();
+        let keys: HashSet<(u64, u64)> = lines.iter().map(|l| cache.key(l.as_bytes())).map(|k| (k.0, k.1)).collect();
+        assert_eq!(keys.len(), lines.len());
+        assert_eq!(cache.key(lines[7].as_bytes()), cache.key(lines[7].clone().as_bytes()));
+        // Keys are secret per cache: another cache hashes the same line differently.
+        assert_ne!(ScrapeCache::new(Vec::new()).key(b"up"), cache.key(b"up"));
+    }
+
+    #[test]
+    fn inserted_lines_are_found_by_key() {
+        let mut cache = ScrapeCache::new(Vec::new());
+        cache.begin();
+        let a = cache.key(b"a{x=\"1\"}");
+        let b = cache.key(b"a{x=\"2\"}");
+        let slot = cache.insert(a, Some(Labels::from_pairs([("__name__", "a"), ("x", "1")])));
+        assert_eq!(cache.get(a), Some(slot));
+        assert_eq!(cache.get(b), None);
+        let dropped = cache.insert(b, None);
+        assert!(cache.dropped(dropped) && !cache.dropped(slot));
+        assert_eq!(cache.len(), 2);
     }
 }

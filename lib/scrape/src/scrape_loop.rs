@@ -325,7 +325,8 @@ impl ScrapeLoop {
         // when the whole body was labeled first; the first line over a limit names the error.
         let mut limit_error = None;
         for s in &lines {
-            if let Some(slot) = self.cache.get(s.raw()) {
+            let key = self.cache.key(s.raw());
+            if let Some(slot) = self.cache.get(key) {
                 slots.push(slot);
                 continue;
             }
@@ -339,7 +340,7 @@ impl ScrapeLoop {
                 limit_error = Some(m);
                 continue;
             }
-            slots.push(self.cache.insert(s.raw(), labels));
+            slots.push(self.cache.insert(key, labels));
         }
         if let Some(m) = limit_error {
             return Err(Failure {

@@ -32,24 +32,35 @@ pub enum ChunkError {
     BadVarint { index: usize },
 }
 
-/// Writes bits MSB first into a byte vector.
-#[derive(Clone, Debug, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
-    /// Unused low bits in the last byte.
-    free: u8,
+/// Writes bits MSB first into a chunk's byte vector; `free` is the number of unused low bits
+/// in the last byte. A view over the encoder's fields, so the encoder carries no padding.
+struct BitWriter<'a> {
+    bytes: &'a mut Vec<u8>,
+    free: &'a mut u8,
 }
 
-impl BitWriter {
+/// Chunks grow by a quarter (at least 16 bytes) rather than doubling: a head holds one open
+/// chunk per series, and doubling leaves a quarter of them unused on average.
+fn reserve(bytes: &mut Vec<u8>, extra: usize) {
+    let need = bytes.len() + extra;
+    if need > bytes.capacity() {
+        let cap = bytes.capacity();
+        let want = (cap + (cap / 4).max(16)).max(need).next_multiple_of(16);
+        bytes.reserve_exact(want - bytes.len());
+    }
+}
+
+impl BitWriter<'_> {
     fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
+        if *self.free == 0 {
+            reserve(self.bytes, 1);
             self.bytes.push(0);
-            self.free = 8;
+            *self.free = 8;
         }
-        self.free -= 1;
+        *self.free -= 1;
         if bit {
             let last = self.bytes.len() - 1;
-            self.bytes[last] |= 1 << self.free;
+            self.bytes[last] |= 1 << *self.free;
         }
     }
 
@@ -62,12 +73,13 @@ impl BitWriter {
         }
         let value = if n >= 64 { value } else { value & ((1u64 << n) - 1) };
         let mut n = n;
-        if self.free > 0 {
-            let take = n.min(self.free);
+        let free = *self.free;
+        if free > 0 {
+            let take = n.min(free);
             let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
             let last = self.bytes.len() - 1;
-            self.bytes[last] |= chunk << (self.free - take);
-            self.free -= take;
+            self.bytes[last] |= chunk << (free - take);
+            *self.free -= take;
             n -= take;
             if n == 0 {
                 return;
@@ -76,8 +88,9 @@ impl BitWriter {
         // The `n` bits still to write, left-aligned in a word, then its first whole bytes.
         let aligned = value << (64 - n);
         let len = n.div_ceil(8);
+        reserve(self.bytes, usize::from(len));
         self.bytes.extend_from_slice(&aligned.to_be_bytes()[..usize::from(len)]);
-        self.free = len * 8 - n;
+        *self.free = len * 8 - n;
     }
 
     fn write_uvarint(&mut self, mut v: u64) {
@@ -174,7 +187,9 @@ fn unzigzag(v: u64) -> i64 {
 /// Appends samples to one chunk, keeping the encoder state between appends.
 #[derive(Clone, Debug)]
 pub struct ChunkEncoder {
-    w: BitWriter,
+    bytes: Vec<u8>,
+    /// Unused low bits in the last byte.
+    free: u8,
     count: u16,
     t: i64,
     t_delta: u64,
@@ -190,12 +205,23 @@ impl Default for ChunkEncoder {
 }
 
 impl ChunkEncoder {
+    fn w(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            free: &mut self.free,
+        }
+    }
+
     /// An empty chunk.
     pub fn new() -> Self {
-        let mut w = BitWriter::default();
-        w.write_bits(0, 16);
         ChunkEncoder {
-            w,
+            // The sample count, rewritten on every append; 16 bytes hold the first sample.
+            bytes: {
+                let mut b = Vec::with_capacity(16);
+                b.extend_from_slice(&[0, 0]);
+                b
+            },
+            free: 0,
             count: 0,
             t: 0,
             t_delta: 0,
@@ -216,19 +242,39 @@ impl ChunkEncoder {
         self.count == 0
     }
 
+    /// The newest sample's time and value bits; `None` before the first sample.
+    pub fn newest(&self) -> Option<(i64, u64)> {
+        (self.count > 0).then_some((self.t, self.v))
+    }
+
+    /// The oldest sample's time (the varint right after the count); `None` before the first sample.
+    pub fn first_t(&self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut out = 0u64;
+        for (i, b) in self.bytes.iter().skip(2).take(10).enumerate() {
+            out |= u64::from(b & 0x7f) << (7 * i);
+            if *b < 0x80 {
+                break;
+            }
+        }
+        Some(unzigzag(out))
+    }
+
     /// The encoded chunk, readable at any time with [`ChunkIter`].
     pub fn bytes(&self) -> &[u8] {
-        &self.w.bytes
+        &self.bytes
     }
 
     /// Hands over the encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.w.bytes
+        self.bytes
     }
 
     /// The last byte written (0 when empty): reading it brings the chunk's tail into cache.
     pub fn last_byte(&self) -> u8 {
-        self.w.bytes.last().copied().unwrap_or(0)
+        self.bytes.last().copied().unwrap_or(0)
     }
 
     /// Appends a sample; returns false (and appends nothing) when the chunk holds u16::MAX samples.
@@ -237,12 +283,12 @@ impl ChunkEncoder {
         match self.count {
             u16::MAX => return false,
             0 => {
-                self.w.write_uvarint(zigzag(t));
-                self.w.write_bits(bits, 64);
+                self.w().write_uvarint(zigzag(t));
+                self.w().write_bits(bits, 64);
             }
             1 => {
                 let delta = t.wrapping_sub(self.t) as u64;
-                self.w.write_uvarint(delta);
+                self.w().write_uvarint(delta);
                 self.write_xor(bits);
                 self.t_delta = delta;
             }
@@ -250,19 +296,19 @@ impl ChunkEncoder {
                 let delta = t.wrapping_sub(self.t) as u64;
                 let dod = delta.wrapping_sub(self.t_delta) as i64;
                 if dod == 0 {
-                    self.w.write_bit(false);
+                    self.w().write_bit(false);
                 } else if (-8191..=8192).contains(&dod) {
-                    self.w.write_bits(0b10, 2);
-                    self.w.write_bits(dod as u64, 14);
+                    self.w().write_bits(0b10, 2);
+                    self.w().write_bits(dod as u64, 14);
                 } else if (-65535..=65536).contains(&dod) {
-                    self.w.write_bits(0b110, 3);
-                    self.w.write_bits(dod as u64, 17);
+                    self.w().write_bits(0b110, 3);
+                    self.w().write_bits(dod as u64, 17);
                 } else if (-524287..=524288).contains(&dod) {
-                    self.w.write_bits(0b1110, 4);
-                    self.w.write_bits(dod as u64, 20);
+                    self.w().write_bits(0b1110, 4);
+                    self.w().write_bits(dod as u64, 20);
                 } else {
-                    self.w.write_bits(0b1111, 4);
-                    self.w.write_bits(dod as u64, 64);
+                    self.w().write_bits(0b1111, 4);
+                    self.w().write_bits(dod as u64, 64);
                 }
                 self.write_xor(bits);
                 self.t_delta = delta;
@@ -271,29 +317,32 @@ impl ChunkEncoder {
         self.t = t;
         self.v = bits;
         self.count += 1;
-        self.w.bytes[..2].copy_from_slice(&self.count.to_be_bytes());
+        self.bytes[..2].copy_from_slice(&self.count.to_be_bytes());
         true
     }
 
     fn write_xor(&mut self, bits: u64) {
         let x = bits ^ self.v;
         if x == 0 {
-            self.w.write_bit(false);
+            self.w().write_bit(false);
             return;
         }
-        self.w.write_bit(true);
+        self.w().write_bit(true);
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            self.w.write_bit(false);
-            self.w.write_bits(x >> self.trailing, 64 - self.leading - self.trailing);
+            let (bits, n) = (x >> self.trailing, 64 - self.leading - self.trailing);
+            let mut w = self.w();
+            w.write_bit(false);
+            w.write_bits(bits, n);
         } else {
-            self.w.write_bit(true);
             let sig = 64 - leading - trailing;
-            self.w.write_bits(leading as u64, 5);
+            let mut w = self.w();
+            w.write_bit(true);
+            w.write_bits(leading as u64, 5);
             // 64 significant bits do not fit in 6 bits; 0 stands for 64 (0 itself is impossible).
-            self.w.write_bits((sig & 63) as u64, 6);
-            self.w.write_bits(x >> trailing, sig);
+            w.write_bits((sig & 63) as u64, 6);
+            w.write_bits(x >> trailing, sig);
             self.leading = leading;
             self.trailing = trailing;
         }
@@ -326,7 +375,7 @@ impl ChunkEncoder {
             v: self.v,
             leading: self.leading,
             trailing: self.trailing,
-            free: self.w.free,
+            free: self.free,
         }
     }
 
@@ -351,7 +400,8 @@ impl ChunkEncoder {
             ));
         }
         Ok(ChunkEncoder {
-            w: BitWriter { bytes, free: st.free },
+            bytes,
+            free: st.free,
             count,
             t: st.t,
             t_delta: st.t_delta,

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 
 use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
+use thin_vec::ThinVec;
+
 use self::compact_labels::CompactLabels;
 use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK, decode_range_into};
 use crate::postings::{MemPostings, SeriesRef};
@@ -41,43 +43,48 @@ struct ClosedChunk {
     max_t: i64,
 }
 
-/// One series in the head.
+/// One series in the head: 80 bytes besides its heap parts. The newest sample and the open
+/// chunk's first time are read from the open chunk, which is empty exactly when the series
+/// has no sample yet (a full chunk is closed only when the next sample opens a new one).
 #[derive(Debug)]
 struct MemSeries {
     labels: CompactLabels,
-    closed: Vec<ClosedChunk>,
+    /// A thin vector (one pointer): most series have no closed chunk for their first hour.
+    closed: ThinVec<ClosedChunk>,
     open: ChunkEncoder,
-    open_min_t: i64,
-    /// Newest sample's time and value bits.
-    last: Option<(i64, u64)>,
 }
 
 impl MemSeries {
     fn new(labels: &Labels) -> Self {
         MemSeries {
             labels: CompactLabels::new(labels),
-            closed: Vec::new(),
+            closed: ThinVec::new(),
             open: ChunkEncoder::new(),
-            open_min_t: 0,
-            last: None,
         }
     }
 
+    /// Newest sample's time and value bits.
+    fn last(&self) -> Option<(i64, u64)> {
+        self.open.newest()
+    }
+
+    /// The open chunk's time range, `None` while it is empty.
+    fn open_range(&self) -> Option<(i64, i64)> {
+        Some((self.open.first_t()?, self.open.newest()?.0))
+    }
+
     fn push(&mut self, t: i64, v: f64) {
-        if self.open.len() >= MAX_SAMPLES_PER_CHUNK {
+        if self.open.len() >= MAX_SAMPLES_PER_CHUNK
+            && let Some((min_t, max_t)) = self.open_range()
+        {
             let full = std::mem::take(&mut self.open);
-            let max_t = self.last.map_or(t, |l| l.0);
             self.closed.push(ClosedChunk {
                 bytes: full.into_bytes().into_boxed_slice(),
-                min_t: self.open_min_t,
+                min_t,
                 max_t,
             });
         }
-        if self.open.is_empty() {
-            self.open_min_t = t;
-        }
         self.open.append(t, v);
-        self.last = Some((t, v.to_bits()));
     }
 
     fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
@@ -86,7 +93,10 @@ impl MemSeries {
             .iter()
             .filter(|c| c.max_t >= mint && c.min_t <= maxt)
             .map(|c| &c.bytes[..]);
-        let open = (!self.open.is_empty() && self.last.is_some_and(|l| l.0 >= mint) && self.open_min_t <= maxt).then(|| self.open.bytes());
+        let open = self
+            .open_range()
+            .is_some_and(|(min_t, max_t)| max_t >= mint && min_t <= maxt)
+            .then(|| self.open.bytes());
         let chunks: Vec<&[u8]> = closed.chain(open).collect();
         out.reserve(chunks.iter().map(|b| ChunkIter::new(b).map_or(0, |it| it.sample_count())).sum());
         for bytes in chunks {
@@ -134,7 +144,7 @@ fn replay_range(slots: &mut [Option<&mut MemSeries>], base: SeriesRef, samples: 
             out.unknown += 1;
             continue;
         };
-        if classify(s.last, smp.t, smp.v) == SampleOutcome::Append {
+        if classify(s.last(), smp.t, smp.v) == SampleOutcome::Append {
             let before = s.chunk_count();
             s.push(smp.t, smp.v);
             out.chunks_added += s.chunk_count() - before;
@@ -368,7 +378,7 @@ impl Head {
     /// Adds one sample to an existing series, applying the ordering rules.
     pub fn append_sample(&mut self, r: SeriesRef, t: i64, v: f64) -> Option<SampleOutcome> {
         let s = self.series.get_mut(&r)?;
-        let outcome = classify(s.last, t, v);
+        let outcome = classify(s.last(), t, v);
         if outcome == SampleOutcome::Append {
             let before = s.chunk_count();
             s.push(t, v);
@@ -412,7 +422,7 @@ impl Head {
                     r
                 }
             };
-            let newest = last.entry(r).or_insert_with(|| self.series.get(&r).and_then(|s| s.last));
+            let newest = last.entry(r).or_insert_with(|| self.series.get(&r).and_then(|s| s.last()));
             for s in &ts.samples {
                 if s.t < floor {
                     plan.stats.out_of_order += 1;
@@ -462,7 +472,7 @@ impl Head {
         for (i, s) in batch.iter().enumerate() {
             let (r, stored_last) = match s.series {
                 SeriesId::Ref(r) => match self.series.get(&r) {
-                    Some(series) => (r, series.last),
+                    Some(series) => (r, series.last()),
                     None => {
                         out.unknown.push(i);
                         out.refs.push(None);
@@ -470,7 +480,7 @@ impl Head {
                     }
                 },
                 SeriesId::Labels(labels) => match self.lookup(labels) {
-                    Some(r) => (r, self.series.get(&r).and_then(|s| s.last)),
+                    Some(r) => (r, self.series.get(&r).and_then(|s| s.last())),
                     None => match pending.get(labels) {
                         Some(&r) => (r, None),
                         // Nothing would be stored: do not create (or log) the series either.
@@ -551,7 +561,7 @@ impl Head {
         let mut stats = TruncateStats::default();
         let mut dead = Vec::new();
         for (r, s) in self.series.iter_mut() {
-            if s.last.is_none_or(|l| l.0 < cutoff) {
+            if s.last().is_none_or(|l| l.0 < cutoff) {
                 dead.push(*r);
                 continue;
             }
@@ -578,7 +588,7 @@ impl Head {
     pub fn chunks_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<crate::block::ChunkData>)> {
         let mut out = Vec::new();
         for s in self.series.values() {
-            let open = (!s.open.is_empty()).then(|| (s.open_min_t, s.last.map_or(s.open_min_t, |l| l.0), s.open.bytes()));
+            let open = s.open_range().map(|(min_t, max_t)| (min_t, max_t, s.open.bytes()));
             let all = s.closed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])).chain(open);
             let mut chunks = Vec::new();
             for (cmin, cmax, bytes) in all.filter(|(cmin, cmax, _)| *cmax >= mint && *cmin < maxt) {
@@ -614,7 +624,7 @@ impl Head {
     pub fn min_time_from(&self, floor: i64) -> Option<i64> {
         let mut min: Option<i64> = None;
         for s in self.series.values() {
-            let open = (!s.open.is_empty()).then(|| (s.open_min_t, s.last.map_or(s.open_min_t, |l| l.0)));
+            let open = s.open_range();
             let first = s
                 .closed
                 .iter()
@@ -638,7 +648,7 @@ impl Head {
             let Some(s) = self.series.get(r) else { continue };
             closed.clear();
             closed.extend(s.closed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])));
-            let open = (!s.open.is_empty()).then_some((s.open_min_t, &s.open));
+            let open = s.open.first_t().map(|min_t| (min_t, &s.open));
             crate::wal::encode_series_chunks(buf, *r, &closed, open);
             let count = |b: &[u8]| u64::from(u16::from_be_bytes([b[0], b[1]]));
             samples += s.closed.iter().map(|c| count(&c.bytes)).sum::<u64>() + s.open.len() as u64;
@@ -650,11 +660,11 @@ impl Head {
     /// unknown or already has samples: a checkpoint is read before any segment.
     pub fn restore_chunks(&mut self, r: SeriesRef, chunks: crate::wal::SeriesChunks) -> bool {
         let Some(s) = self.series.get_mut(&r) else { return false };
-        if s.last.is_some() {
+        if s.last().is_some() {
             return false;
         }
         let before = s.chunk_count();
-        s.closed = chunks
+        let mut closed: ThinVec<ClosedChunk> = chunks
             .closed
             .into_iter()
             .map(|c| ClosedChunk {
@@ -663,14 +673,23 @@ impl Head {
                 max_t: c.max_t,
             })
             .collect();
-        if let Some((min_t, enc)) = chunks.open {
-            let st = enc.state();
-            s.open_min_t = min_t;
-            s.open = enc;
-            s.last = Some((st.t, st.v));
+        match chunks.open {
+            Some((_, enc)) => s.open = enc,
+            // The open chunk is empty only while a series has no sample: without one in the
+            // checkpoint, the newest closed chunk is opened again (re-encoded, the same bytes).
+            None => {
+                if let Some(c) = closed.pop() {
+                    let mut enc = ChunkEncoder::new();
+                    for x in ChunkIter::new(&c.bytes).into_iter().flatten().map_while(Result::ok) {
+                        enc.append(x.t, x.v.into());
+                    }
+                    s.open = enc;
+                }
+            }
         }
+        s.closed = closed;
         self.chunks = self.chunks + s.chunk_count() - before;
-        if let Some((t, _)) = s.last {
+        if let Some((t, _)) = s.last() {
             self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
         }
         true
@@ -819,6 +838,29 @@ mod tests {
             labels: Labels::from_pairs(pairs.iter().copied()),
             samples: samples.iter().map(|&(t, v)| Sample { t, v }).collect(),
         }
+    }
+
+    #[test]
+    fn a_series_is_80_bytes_besides_its_heap_parts() {
+        // 80 is an allocator size class; a field more moves every series up to the next one.
+        assert_eq!(std::mem::size_of::<MemSeries>(), 80);
+    }
+
+    #[test]
+    fn the_open_chunk_gives_the_newest_sample_and_its_first_time() {
+        let mut s = MemSeries::new(&Labels::from_pairs([("a", "1")]));
+        assert_eq!((s.last(), s.open_range()), (None, None));
+        for (t, v) in [(-7_000i64, 1.5), (1_700_000_000_000, -2.0), (1_700_000_005_000, f64::NAN)] {
+            s.push(t, v);
+            assert_eq!(s.last(), Some((t, v.to_bits())));
+        }
+        assert_eq!(s.open_range(), Some((-7_000, 1_700_000_005_000)));
+        for k in 0..MAX_SAMPLES_PER_CHUNK as i64 {
+            s.push(1_700_000_010_000 + k, 0.0);
+        }
+        assert_eq!(s.closed.len(), 1);
+        assert_eq!((s.closed[0].min_t, s.closed[0].max_t), (-7_000, 1_700_000_010_000 + 116));
+        assert_eq!(s.open_range(), Some((1_700_000_010_000 + 117, 1_700_000_010_000 + 119)));
     }
 
     #[test]
