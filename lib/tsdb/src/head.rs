@@ -25,7 +25,7 @@ use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
 use thin_vec::ThinVec;
 
-use self::compact_labels::CompactLabels;
+use self::compact_labels::{CompactLabels, Symbols};
 use crate::chunk::{ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK, decode_range_into};
 use crate::postings::{MemPostings, SeriesRef};
 use crate::{AppendError, AppendStats, RefSample, SeriesId};
@@ -55,9 +55,9 @@ struct MemSeries {
 }
 
 impl MemSeries {
-    fn new(labels: &Labels) -> Self {
+    fn new(labels: &Labels, symbols: &mut Symbols) -> Self {
         MemSeries {
-            labels: CompactLabels::new(labels),
+            labels: CompactLabels::new(labels, symbols),
             closed: ThinVec::new(),
             open: ChunkEncoder::new(),
         }
@@ -287,6 +287,8 @@ pub struct Head {
     /// The first series with each fingerprint; later ones with the same are in `collided`.
     by_fingerprint: FastMap<u64, SeriesRef>,
     collided: FastMap<u64, Vec<SeriesRef>>,
+    /// The label strings of all series, each once.
+    symbols: Symbols,
     postings: MemPostings,
     next_ref: SeriesRef,
     max_t: Option<i64>,
@@ -325,7 +327,7 @@ impl Head {
     /// [`Head::lookup`] with the labels' fingerprint already computed.
     fn lookup_fp(&self, fp: u64, labels: &Labels) -> Option<SeriesRef> {
         let first = *self.by_fingerprint.get(&fp)?;
-        let same = |r: &SeriesRef| self.series.get(r).is_some_and(|s| s.labels.eq_labels(labels));
+        let same = |r: &SeriesRef| self.series.get(r).is_some_and(|s| s.labels.eq_labels(labels, &self.symbols));
         if same(&first) {
             return Some(first);
         }
@@ -370,7 +372,7 @@ impl Head {
         }
         self.index_fingerprint(fp, r);
         self.postings.add(r, &labels);
-        self.series.insert(r, Box::new(MemSeries::new(&labels)));
+        self.series.insert(r, Box::new(MemSeries::new(&labels, &mut self.symbols)));
         self.next_ref = self.next_ref.max(r + 1);
         r
     }
@@ -573,7 +575,8 @@ impl Head {
             if let Some(s) = self.series.remove(&r) {
                 stats.chunks_removed += s.chunk_count();
                 stats.series_removed += 1;
-                let labels = s.labels.to_labels();
+                let labels = s.labels.to_labels(&self.symbols);
+                s.labels.release(&mut self.symbols);
                 self.postings.remove(r, &labels);
                 self.unindex_fingerprint(fingerprint(&labels), r);
             }
@@ -612,7 +615,7 @@ impl Head {
                 }
             }
             if !chunks.is_empty() {
-                out.push((s.labels.to_labels(), chunks));
+                out.push((s.labels.to_labels(&self.symbols), chunks));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -759,7 +762,7 @@ impl Head {
 
     /// Every series' ref and labels, for a WAL checkpoint.
     pub fn all_series(&self) -> Vec<(SeriesRef, Labels)> {
-        let mut out: Vec<(SeriesRef, Labels)> = self.series.iter().map(|(r, s)| (*r, s.labels.to_labels())).collect();
+        let mut out: Vec<(SeriesRef, Labels)> = self.series.iter().map(|(r, s)| (*r, s.labels.to_labels(&self.symbols))).collect();
         out.sort_unstable_by_key(|(r, _)| *r);
         out
     }
@@ -780,7 +783,7 @@ impl Head {
                     let mut samples = Vec::new();
                     s.samples_in(mint, maxt, &mut samples);
                     (!samples.is_empty()).then(|| TimeSeries {
-                        labels: s.labels.to_labels(),
+                        labels: s.labels.to_labels(&self.symbols),
                         samples,
                     })
                 })
@@ -795,7 +798,7 @@ impl Head {
         let mut out: Vec<Labels> = self
             .postings_for(matchers)
             .into_iter()
-            .filter_map(|r| self.series.get(&r).map(|s| s.labels.to_labels()))
+            .filter_map(|r| self.series.get(&r).map(|s| s.labels.to_labels(&self.symbols)))
             .collect();
         out.sort();
         out
@@ -810,7 +813,7 @@ impl Head {
         let mut names: Vec<String> = Vec::new();
         for r in refs {
             if let Some(s) = self.series.get(&r) {
-                names.extend(s.labels.iter().map(|(n, _)| n.to_string()));
+                names.extend(s.labels.iter(&self.symbols).map(|(n, _)| n.to_string()));
             }
         }
         names.sort_unstable();
@@ -848,7 +851,7 @@ mod tests {
 
     #[test]
     fn the_open_chunk_gives_the_newest_sample_and_its_first_time() {
-        let mut s = MemSeries::new(&Labels::from_pairs([("a", "1")]));
+        let mut s = MemSeries::new(&Labels::from_pairs([("a", "1")]), &mut Symbols::default());
         assert_eq!((s.last(), s.open_range()), (None, None));
         for (t, v) in [(-7_000i64, 1.5), (1_700_000_000_000, -2.0), (1_700_000_005_000, f64::NAN)] {
             s.push(t, v);
