@@ -116,7 +116,10 @@ pub(crate) fn start_offset(hash: u64, seed: u64, interval: Duration, now: System
 impl ScrapeLoop {
     pub(crate) fn new(ctx: LoopContext, target: ScrapeTarget, health: Arc<Mutex<TargetHealth>>, carried: Vec<Tracked>) -> Self {
         let url = target.url();
-        let report = REPORT_NAMES.iter().map(|n| Stored::Labels(report_labels(&target, n))).collect();
+        let report = REPORT_NAMES
+            .iter()
+            .map(|n| Stored::Labels(Box::new(report_labels(&target, n))))
+            .collect();
         ScrapeLoop {
             ctx,
             target,
@@ -320,6 +323,7 @@ impl ScrapeLoop {
             ))
         };
         let scraped = lines.len();
+        self.cache.expect(scraped);
         let mut slots = Vec::with_capacity(lines.len());
         // Parse errors (a repeated label name) win over label limits wherever they are, as
         // when the whole body was labeled first; the first line over a limit names the error.
@@ -420,7 +424,7 @@ fn report_labels(target: &ScrapeTarget, name: &str) -> Labels {
 /// Marks a removed target's last series and its report series stale now.
 pub(crate) fn write_removed(ctx: &LoopContext, target: &ScrapeTarget, series: Vec<Tracked>) {
     let mut series: Vec<Stored> = series.into_iter().map(|t| t.stored).collect();
-    series.extend(REPORT_NAMES.iter().map(|n| Stored::Labels(report_labels(target, n))));
+    series.extend(REPORT_NAMES.iter().map(|n| Stored::Labels(Box::new(report_labels(target, n)))));
     write_stale(ctx, target, series, now_ms());
 }
 

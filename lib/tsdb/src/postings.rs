@@ -202,7 +202,13 @@ fn literal_prefix(m: &Matcher) -> Option<String> {
     (!prefix.is_empty()).then_some(prefix)
 }
 
+/// Adds `r` to a sorted list. Lists grow by an eighth rather than doubling: the head's lists
+/// together hold a ref per label of every series, and the longest ones (a job's, a region's)
+/// would otherwise carry up to as much unused room as refs.
 fn insert_sorted(list: &mut Vec<SeriesRef>, r: SeriesRef) {
+    if list.len() == list.capacity() {
+        list.reserve_exact((list.len() / 8).max(3));
+    }
     match list.last() {
         None => list.push(r),
         Some(&last) if last < r => list.push(r),
