@@ -12,10 +12,11 @@
 //! value bits is dropped silently (a re-sent sample), with different bits it is counted as a
 //! duplicate. Refs are never reused while the head lives.
 //!
-//! Memory: a series costs its packed labels (one allocation, see [`compact_labels`]), one
-//! boxed [`MemSeries`] (so the series map's slack holds pointers, not whole series), an
-//! entry in the fingerprint map (collisions go to a side map, so no list per series), its
-//! refs in the postings lists, and its chunks.
+//! Memory: a series costs its label set as symbol ids (one small allocation; each distinct
+//! string is held once, see [`compact_labels`]), one boxed 80-byte [`MemSeries`] (so the
+//! series map's slack holds pointers, not whole series), an 8-byte entry in the fingerprint
+//! table (fingerprint collisions are just more entries), its refs in the postings lists, and
+//! its chunks (the open one grows by a quarter at a time).
 
 mod compact_labels;
 
@@ -23,6 +24,7 @@ use std::collections::HashMap;
 
 use fedwatch_model::{Labels, Matcher, Sample, TimeSeries};
 
+use hashbrown::HashTable;
 use thin_vec::ThinVec;
 
 use self::compact_labels::{CompactLabels, Symbols};
@@ -157,7 +159,12 @@ fn replay_range(slots: &mut [Option<&mut MemSeries>], base: SeriesRef, samples: 
 /// The same value as [`Labels::fingerprint`] (xxh3 over `name 0xff value 0xff ...`),
 /// computed without allocating because every appended series needs one.
 pub fn fingerprint(labels: &Labels) -> u64 {
-    let len: usize = labels.iter().map(|l| l.name.len() + l.value.len() + 2).sum();
+    fingerprint_pairs(|| labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+}
+
+/// [`fingerprint`] of the `(name, value)` pairs `pairs()` gives in label order.
+fn fingerprint_pairs<'a, I: Iterator<Item = (&'a str, &'a str)>>(pairs: impl Fn() -> I) -> u64 {
+    let len: usize = pairs().map(|(n, v)| n.len() + v.len() + 2).sum();
     let mut stack = [0u8; 512];
     let mut heap = Vec::new();
     let buf: &mut [u8] = if len <= stack.len() {
@@ -167,8 +174,8 @@ pub fn fingerprint(labels: &Labels) -> u64 {
         &mut heap
     };
     let mut at = 0;
-    for l in labels.iter() {
-        for part in [l.name.as_bytes(), l.value.as_bytes()] {
+    for (name, value) in pairs() {
+        for part in [name.as_bytes(), value.as_bytes()] {
             buf[at..at + part.len()].copy_from_slice(part);
             buf[at + part.len()] = 0xff;
             at += part.len() + 1;
@@ -284,9 +291,9 @@ pub struct TruncateStats {
 #[derive(Debug, Default)]
 pub struct Head {
     series: FastMap<SeriesRef, Box<MemSeries>>,
-    /// The first series with each fingerprint; later ones with the same are in `collided`.
-    by_fingerprint: FastMap<u64, SeriesRef>,
-    collided: FastMap<u64, Vec<SeriesRef>>,
+    /// Refs hashed by their labels' fingerprint (8 bytes a series; series whose fingerprints
+    /// collide are simply more entries under one hash, told apart by their labels).
+    by_fingerprint: HashTable<SeriesRef>,
     /// The label strings of all series, each once.
     symbols: Symbols,
     postings: MemPostings,
@@ -326,40 +333,21 @@ impl Head {
 
     /// [`Head::lookup`] with the labels' fingerprint already computed.
     fn lookup_fp(&self, fp: u64, labels: &Labels) -> Option<SeriesRef> {
-        let first = *self.by_fingerprint.get(&fp)?;
         let same = |r: &SeriesRef| self.series.get(r).is_some_and(|s| s.labels.eq_labels(labels, &self.symbols));
-        if same(&first) {
-            return Some(first);
-        }
-        self.collided.get(&fp)?.iter().copied().find(same)
+        self.by_fingerprint.find(fp, same).copied()
     }
 
+    /// Indexes `r`, which must be in `series` already (growing the table rehashes every
+    /// series from its labels).
     fn index_fingerprint(&mut self, fp: u64, r: SeriesRef) {
-        match self.by_fingerprint.entry(fp) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(r);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => self.collided.entry(fp).or_default().push(r),
-        }
+        let (series, symbols) = (&self.series, &self.symbols);
+        let rehash = |r: &SeriesRef| series.get(r).map_or(0, |s| fingerprint_pairs(|| s.labels.iter(symbols)));
+        self.by_fingerprint.insert_unique(fp, r, rehash);
     }
 
     fn unindex_fingerprint(&mut self, fp: u64, r: SeriesRef) {
-        if self.by_fingerprint.get(&fp) == Some(&r) {
-            // Promote a colliding series, if any, to be the first.
-            let next = self.collided.get_mut(&fp).and_then(|c| c.pop());
-            match next {
-                Some(n) => {
-                    self.by_fingerprint.insert(fp, n);
-                }
-                None => {
-                    self.by_fingerprint.remove(&fp);
-                }
-            }
-        } else if let Some(c) = self.collided.get_mut(&fp) {
-            c.retain(|x| *x != r);
-        }
-        if self.collided.get(&fp).is_some_and(Vec::is_empty) {
-            self.collided.remove(&fp);
+        if let Ok(entry) = self.by_fingerprint.find_entry(fp, |x| *x == r) {
+            entry.remove();
         }
     }
 
@@ -370,9 +358,9 @@ impl Head {
         if let Some(existing) = self.lookup_fp(fp, &labels) {
             return existing;
         }
-        self.index_fingerprint(fp, r);
         self.postings.add(r, &labels);
         self.series.insert(r, Box::new(MemSeries::new(&labels, &mut self.symbols)));
+        self.index_fingerprint(fp, r);
         self.next_ref = self.next_ref.max(r + 1);
         r
     }
@@ -880,19 +868,41 @@ mod tests {
 
     #[test]
     fn fingerprint_collisions_keep_every_series_findable() {
-        // Real xxh3 collisions are not at hand: index three refs under one made-up fingerprint.
+        // Real xxh3 collisions are not at hand: index three series under one made-up
+        // fingerprint (room reserved first, so no growth rehashes them to their real ones).
         let mut h = Head::new();
-        for r in [1, 2, 3] {
+        h.by_fingerprint.reserve(16, |_| 0);
+        let all: Vec<Labels> = ["a", "b", "c"].iter().map(|n| Labels::from_pairs([("__name__", *n)])).collect();
+        for (r, labels) in (1..).zip(&all) {
+            h.series.insert(r, Box::new(MemSeries::new(labels, &mut h.symbols)));
             h.index_fingerprint(7, r);
         }
-        assert_eq!((h.by_fingerprint[&7], h.collided[&7].clone()), (1, vec![2, 3]));
+        let found = |h: &Head| all.iter().map(|l| h.lookup_fp(7, l)).collect::<Vec<_>>();
+        assert_eq!(found(&h), [Some(1), Some(2), Some(3)]);
         h.unindex_fingerprint(7, 2);
-        assert_eq!((h.by_fingerprint[&7], h.collided[&7].clone()), (1, vec![3]));
+        assert_eq!(found(&h), [Some(1), None, Some(3)]);
         h.unindex_fingerprint(7, 1);
-        assert_eq!(h.by_fingerprint[&7], 3);
-        assert!(!h.collided.contains_key(&7));
         h.unindex_fingerprint(7, 3);
-        assert!(h.by_fingerprint.is_empty() && h.collided.is_empty());
+        assert!(h.by_fingerprint.is_empty());
+    }
+
+    #[test]
+    fn growing_the_fingerprint_table_keeps_every_series_findable() {
+        let mut h = Head::new();
+        let all: Vec<Labels> = (0..5_000)
+            .map(|i| Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]))
+            .collect();
+        for (r, labels) in (1..).zip(&all) {
+            assert_eq!(h.create_series(r, labels.clone()), r);
+        }
+        for (r, labels) in (1..).zip(&all) {
+            assert_eq!(h.lookup(labels), Some(r));
+            assert_eq!(
+                h.create_series(r + 10_000, labels.clone()),
+                r,
+                "an existing series is found, not created"
+            );
+        }
     }
 
     #[test]

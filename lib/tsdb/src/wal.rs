@@ -67,6 +67,9 @@ pub const SEGMENT_HEADER_LEN: u64 = 8;
 /// Default size at which a new segment is started.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
 /// Records above this length are taken as corruption rather than allocated.
+/// Bytes of batch buffer the writer keeps between batches.
+const KEPT_BUFFER: usize = 256 << 10;
+
 const MAX_RECORD_LEN: u32 = 1 << 30;
 
 const REC_SERIES: u8 = 1;
@@ -341,6 +344,11 @@ impl Wal {
             frame(&mut buf, REC_SAMPLES, |p| encode_samples(samples, p));
         }
         let result = self.write(&buf);
+        // Keep a batch's worth of room, not the largest batch ever (a big target's first
+        // scrape names all its series at once: megabytes held for nothing afterwards).
+        if buf.capacity() > KEPT_BUFFER {
+            buf = Vec::with_capacity(KEPT_BUFFER);
+        }
         self.buf = buf;
         result
     }
