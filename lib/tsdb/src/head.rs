@@ -672,7 +672,7 @@ impl Head {
                 if let Some(c) = closed.pop() {
                     let mut enc = ChunkEncoder::new();
                     for x in ChunkIter::new(&c.bytes).into_iter().flatten().map_while(Result::ok) {
-                        enc.append(x.t, x.v.into());
+                        enc.append(x.t, x.v);
                     }
                     s.open = enc;
                 }
