@@ -887,6 +887,35 @@ mod tests {
     }
 
     #[test]
+    fn restored_closed_chunks_without_an_open_one_reopen_the_newest() {
+        let mut h = Head::new();
+        let labels = Labels::from_pairs([("__name__", "m")]);
+        h.create_series(1, labels.clone());
+        let older: Vec<Sample> = (0..120).map(|i| Sample { t: i * 10, v: i as f64 }).collect();
+        let newer: Vec<Sample> = (120..130).map(|i| Sample { t: i * 10, v: i as f64 }).collect();
+        let stored = |x: &[Sample]| crate::wal::StoredChunk {
+            min_t: x[0].t,
+            max_t: x[x.len() - 1].t,
+            bytes: crate::chunk::encode(x).into_boxed_slice(),
+        };
+        let chunks = crate::wal::SeriesChunks {
+            series: 1,
+            closed: vec![stored(&older), stored(&newer)],
+            open: None,
+        };
+        assert!(h.restore_chunks(1, chunks));
+        // The newest sample is known, so ordering holds, and new samples go on after it.
+        assert_eq!(h.append_sample(1, 1_200, 0.0), Some(SampleOutcome::OutOfOrder));
+        assert_eq!(h.append_sample(1, 1_290, 129.0), Some(SampleOutcome::Resent));
+        assert_eq!(h.append_sample(1, 1_300, 130.0), Some(SampleOutcome::Append));
+        let mut got = Vec::new();
+        h.series[&1].samples_in(i64::MIN, i64::MAX, &mut got);
+        let want: Vec<Sample> = (0..131).map(|i| Sample { t: i * 10, v: i as f64 }).collect();
+        assert_eq!(got, want);
+        assert_eq!(h.chunk_count(), 2);
+    }
+
+    #[test]
     fn growing_the_fingerprint_table_keeps_every_series_findable() {
         let mut h = Head::new();
         let all: Vec<Labels> = (0..5_000)
