@@ -399,6 +399,14 @@ impl ChunkEncoder {
                 st.leading, st.trailing
             ));
         }
+        // Room for the rest of a full chunk at the rate so far, in one step (read back exactly
+        // sized, the chunk would otherwise grow a quarter at a time through a replay's tail).
+        let mut bytes = bytes;
+        let rest = MAX_SAMPLES_PER_CHUNK.saturating_sub(usize::from(count));
+        if rest > 0 {
+            let per_sample = bytes.len().saturating_sub(16).div_ceil(usize::from(count.max(2) - 1));
+            bytes.reserve_exact((rest * per_sample.max(1)).min(4096));
+        }
         Ok(ChunkEncoder {
             bytes,
             free: st.free,

@@ -292,6 +292,7 @@ impl Db {
             None
         };
         let mut head = Head::new();
+        head.begin_bulk();
         // Refs in the log map to themselves unless a series was dropped and re-created
         // under a new ref, when both refs name the same labels.
         let mut alias: foldhash::HashMap<SeriesRef, SeriesRef> = Default::default();
@@ -335,6 +336,7 @@ impl Db {
         })?;
         unknown += head.replay_samples(&pending, threads);
         drop(pending);
+        head.finish_bulk();
         if unknown > 0 {
             tracing::warn!(samples = unknown, "WAL samples for series the log never declared were skipped");
         }

@@ -16,8 +16,9 @@ pub(crate) struct Symbols {
     /// By id: the string and its use count; a count of 0 is a free id (string emptied).
     strings: Vec<(Box<str>, u32)>,
     free: Vec<u32>,
-    /// Ids, hashed by their string.
-    table: HashTable<u32>,
+    /// Ids with 32 bits of their string's hash, so growing the table re-reads no string
+    /// (a replay interns a million strings; each re-read would be a cache miss).
+    table: HashTable<(u32, u32)>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -28,16 +29,17 @@ impl std::fmt::Debug for Symbols {
 }
 
 impl Symbols {
-    fn hash(&self, s: &str) -> u64 {
+    /// 32 bits of `s`'s hash.
+    fn hash32(&self, s: &str) -> u32 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one(s)
+        (self.hasher.hash_one(s) >> 32) as u32
     }
 
     /// The id of `s`, adding it if new; counts one more use.
     fn intern(&mut self, s: &str) -> u32 {
-        let hash = self.hash(s);
+        let h32 = self.hash32(s);
         let strings = &self.strings;
-        if let Some(&id) = self.table.find(hash, |&id| &*strings[id as usize].0 == s) {
+        if let Some(&(id, _)) = self.table.find(spread(h32), |&(id, h)| h == h32 && &*strings[id as usize].0 == s) {
             self.strings[id as usize].1 += 1;
             return id;
         }
@@ -51,9 +53,7 @@ impl Symbols {
                 (self.strings.len() - 1) as u32
             }
         };
-        let (strings, hasher) = (&self.strings, &self.hasher);
-        self.table
-            .insert_unique(hash, id, |&id| std::hash::BuildHasher::hash_one(hasher, &*strings[id as usize].0));
+        self.table.insert_unique(spread(h32), (id, h32), |&(_, h)| spread(h));
         id
     }
 
@@ -65,8 +65,8 @@ impl Symbols {
             return;
         }
         let s = std::mem::take(&mut entry.0);
-        let hash = self.hash(&s);
-        if let Ok(found) = self.table.find_entry(hash, |&other| other == id) {
+        let h32 = self.hash32(&s);
+        if let Ok(found) = self.table.find_entry(spread(h32), |&(other, _)| other == id) {
             found.remove();
         }
         self.free.push(id);
@@ -87,6 +87,12 @@ impl Symbols {
 /// Sorted labels as LEB128 symbol ids, name then value.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct CompactLabels(Box<[u8]>);
+
+/// The table's 64-bit hash from the 32 stored bits (an odd multiplier spreads them into the
+/// high bits, where the table takes its tag).
+fn spread(h32: u32) -> u64 {
+    u64::from(h32).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
 fn put_id(out: &mut Vec<u8>, mut n: u32) {
     while n >= 0x80 {
